@@ -1,0 +1,8 @@
+"""The local SQL store: tables, engines, migrations, bulk upserts."""
+
+from segsync.store.engine import default_sqlite_url, is_sqlite, make_engine
+from segsync.store.migrate import upgrade
+from segsync.store.tables import metadata
+from segsync.store.upsert import mark_deleted, upsert
+
+__all__ = ["default_sqlite_url", "is_sqlite", "make_engine", "mark_deleted", "metadata", "upgrade", "upsert"]
