@@ -1,0 +1,203 @@
+"""``segsync compute`` against a real store (SQLite, or PostgreSQL with SEGSYNC_TEST_DB): load, engine, persist."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from sqlalchemy import select, text, update
+
+from segsync.compute.load import load_source
+from segsync.compute.read import customer_state, segment_counts
+from segsync.compute.run import compute_source, parse_as_of
+from segsync.config import parse_rules
+from segsync.sandbox.store_loader import load_world
+from segsync.store import tables as t
+
+from .compute_world import AS_OF, tiny_world
+
+RULES = """\
+timezone: Europe/Moscow
+sources:
+  - name: shop
+    kind: csv
+    path: unused.csv
+    columns: {{customer_id: 1, date: 2, amount: 3}}
+    header: false
+    base_currency: RUB
+    customer: {mode}
+segments:
+  churn: {{min_repeaters: 1}}
+  vip: {{where: "abc = 'A'"}}
+  custom:
+    - {{name: it, where: "industry = 'IT'"}}
+"""
+
+
+def setup(engine, mode: str = "company_else_contact"):
+    rules = parse_rules(RULES.format(mode=mode), "rules.yaml", env={})
+    source_id = load_world(engine, tiny_world(), source="shop", kind="csv")
+    return rules, rules.sources[0], source_id
+
+
+def labels_of(engine, source_id: int) -> dict[str, dict[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.segment_state.c.customer_kind, t.segment_state.c.customer_id, t.segment_state.c.labels).where(
+                t.segment_state.c.source_id == source_id
+            )
+        )
+        return {f"{k}:{r}": labels for k, r, labels in rows}
+
+
+def test_customers_deals_and_money_load_per_the_customer_option(engine):
+    _rules, source, sid = setup(engine)
+    with engine.connect() as conn:
+        loaded = load_source(conn, sid, source)
+    customers = set(loaded.inputs.customers["customer"].to_list())
+    # contact 10 works at company 1 and all its deals carry the company: it is not a customer of its own
+    assert customers == {"company:1", "company:2", "contact:11", "contact:12", "contact:13", "contact:14"}
+    won = loaded.inputs.deals.filter(t_status("won"))
+    assert sorted(won["amount"].to_list()) == [1000.0, 1000.0, 2000.0, 5000.0, 100000.0, 100000.0, 100000.0]
+    touches = dict(zip(loaded.inputs.touches["customer"], loaded.inputs.touches["at"], strict=True))
+    assert set(touches) == {"company:1", "company:2", "contact:12"}  # contact 10's call counts for company 1
+    assert loaded.counts["deals_without_customer"] == 0
+
+
+def t_status(value: str) -> pl.Expr:
+    return pl.col("status") == value
+
+
+def test_amount_falls_back_to_the_currency_rate(engine):
+    _rules, source, sid = setup(engine)
+    with engine.begin() as conn:
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "102").values(amount_base=None))
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "103").values(amount_base=None, currency="EUR"))
+    with engine.connect() as conn:
+        deals = load_source(conn, sid, source).inputs.deals
+    amounts = dict(zip(deals["customer"] + deals["status"] + deals["amount"].cast(str), deals["amount"], strict=True))
+    assert "company:1won100000.0" in amounts  # 1000 USD × 100 from `currencies`
+    company2 = deals.filter(t_status("won") & (deals["customer"] == "company:2"))
+    assert company2["amount"].to_list() == [None]  # EUR has no rate: unknown, not a guess
+
+
+@pytest.mark.parametrize("mode", ["contact", "company"])
+def test_contact_and_company_modes(engine, mode):
+    _rules, source, sid = setup(engine, mode)
+    with engine.connect() as conn:
+        loaded = load_source(conn, sid, source)
+    kinds = set(loaded.inputs.customers["kind"].to_list())
+    assert kinds == {mode}
+    if mode == "contact":
+        assert loaded.counts["deals_without_customer"] == 2  # deals 103, 104 have only a company
+        assert "contact:10" in loaded.inputs.deals["customer"].to_list()
+    else:
+        assert loaded.counts["deals_without_customer"] == 5
+
+
+def test_compute_persists_labels_features_history_fits_and_the_run(engine):
+    rules, source, sid = setup(engine)
+    summary = compute_source(engine, rules, source, sid, AS_OF)
+    labels = labels_of(engine, sid)
+    assert labels["company:1"] == {
+        "abc": "A",
+        "xyz": "Z",
+        "abc_xyz": "AZ",
+        "rfm": "cant_lose",
+        "rfm_score": "155",
+        "lifecycle": "active",
+        "churn_risk": labels["company:1"]["churn_risk"],
+        "vip": "yes",
+        "custom:it": "yes",
+    }
+    assert labels["contact:12"]["lifecycle"] == "lost" and labels["contact:12"]["churn_flag"] == "yes"
+    assert labels["contact:11"] == {"abc": "N", "lifecycle": "lead", "readiness": "hot"}
+    assert labels["contact:14"] == {"abc": "N", "lifecycle": "lead", "readiness": "cold"}
+    assert labels["contact:13"]["lifecycle"] == "new" and labels["contact:13"]["xyz"] == "once"
+    with engine.connect() as conn:
+        state = customer_state(conn, "shop", sid, "company", "1")
+        run = conn.execute(select(t.runs).where(t.runs.c.id == summary.run_id)).one()
+        fits = conn.execute(select(t.model_fits).where(t.model_fits.c.run_id == summary.run_id)).all()
+        history = conn.execute(select(t.segment_history).where(t.segment_history.c.run_id == summary.run_id)).all()
+        total, counts = segment_counts(conn, sid)
+    assert state is not None and state.as_of == AS_OF and state.run_id == summary.run_id
+    assert state.features["revenue_window"] == 200000.0 and state.features["industry"] == "IT"
+    assert state.features["days_since_touch"] == 3.0
+    assert run.step == "compute" and run.status == "ok" and run.finished_at is not None
+    assert run.counts["customers"] == 6 and run.counts["labels"]["abc"]["A"] == 1
+    assert {f.model for f in fits} == {"mbgnbd", "gamma_gamma"}
+    for f in fits:
+        assert f.status in ("fitted", "not_fitted")
+        assert (f.params.get("r") is not None) == (f.status == "fitted") or f.model == "gamma_gamma"
+        assert f.detail
+    assert len(history) == sum(len(v) for v in labels.values())  # first run: every label appears from NULL
+    assert all(h.from_value is None for h in history)
+    assert total == 6 and counts["lifecycle"] == {"active": 1, "lead": 2, "lost": 1, "new": 2}
+
+
+def test_same_store_rules_and_as_of_give_the_same_state_and_no_transitions(engine):
+    rules, source, sid = setup(engine)
+    compute_source(engine, rules, source, sid, AS_OF)
+
+    def snapshot():
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(t.segment_state.c.customer_id, t.segment_state.c.labels, t.segment_state.c.features)
+                .where(t.segment_state.c.source_id == sid)
+                .order_by(t.segment_state.c.customer_kind, t.segment_state.c.customer_id)
+            ).all()
+        return [(r[0], json.dumps(r[1], sort_keys=True), json.dumps(r[2], sort_keys=True)) for r in rows]
+
+    before = snapshot()
+    second = compute_source(engine, rules, source, sid, AS_OF)
+    assert second.counts["transitions"] == 0
+    assert snapshot() == before
+
+
+def test_later_runs_record_transitions_and_removed_customers(engine):
+    rules, source, sid = setup(engine)
+    compute_source(engine, rules, source, sid, AS_OF)
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.customers)
+            .where(t.customers.c.kind == "contact", t.customers.c.remote_id == "14")
+            .values(deleted_at=AS_OF)
+        )
+    later = AS_OF + timedelta(days=200)
+    summary = compute_source(engine, rules, source, sid, later)
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.segment_history).where(t.segment_history.c.run_id == summary.run_id)).all()
+    changes = {(r.customer_kind, r.customer_id, r.label): (r.from_value, r.to_value) for r in rows}
+    # one purchase 210 days ago, usual cycle = the global median gap of 150 days: 210 ≤ 1.5 × 150 → active
+    assert changes[("contact", "13", "lifecycle")] == ("new", "active")
+    assert changes[("contact", "14", "lifecycle")] == ("lead", None)  # deleted: its labels end
+    assert all(r.as_of == later for r in rows)
+    assert "contact:14" not in labels_of(engine, sid)
+
+
+def test_a_failing_run_is_recorded_and_keeps_the_previous_state(engine, monkeypatch):
+    rules, source, sid = setup(engine)
+    compute_source(engine, rules, source, sid, AS_OF)
+    before = labels_of(engine, sid)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr("segsync.compute.run.write_fits", boom)
+    with pytest.raises(RuntimeError):
+        compute_source(engine, rules, source, sid, AS_OF + timedelta(days=30))
+    with engine.connect() as conn:
+        last = conn.execute(select(t.runs).order_by(t.runs.c.id.desc()).limit(1)).one()
+        history_runs = conn.execute(text("SELECT DISTINCT run_id FROM segment_history")).scalars().all()
+    assert last.status == "failed" and "engine exploded" in last.error
+    assert labels_of(engine, sid) == before
+    assert last.id not in history_runs
+
+
+def test_parse_as_of():
+    end = parse_as_of("2025-06-30", "Europe/Moscow")
+    assert end.isoformat() == "2025-06-30T23:59:59.999999+03:00"
+    assert parse_as_of("2025-06-30T10:00:00+00:00", "Europe/Moscow").hour == 10
+    assert parse_as_of("2025-06-30T10:00:00", "Europe/Moscow").utcoffset() == timedelta(hours=3)
