@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import phonenumbers
-
-from segsync.contract import Customer, CustomerKind, Deal, RemoteTask, Stage, Touch, TouchKind, User
+from segsync.contacts import normalize_email, normalize_phone
+from segsync.contract import Customer, CustomerKind, CustomerRef, Deal, RemoteTask, Stage, Touch, TouchKind, User
 from segsync.errors import RecordRejected
 
 WON_STATUS_ID = 142  # fixed system ids, present in every pipeline
@@ -82,26 +81,6 @@ def to_decimal(value: Any, what: str = "price") -> Decimal | None:
     if not number.is_finite():
         raise RecordRejected(f"{what} is not a finite number")
     return number
-
-
-def normalize_phone(value: Any, region: str) -> str | None:
-    """E.164 when the number parses; otherwise its digits (still useful for duplicate search); None if junk."""
-    text = str(value or "").strip()
-    if not text:
-        return None
-    try:
-        parsed = phonenumbers.parse(text, region)
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return digits if len(digits) >= 5 else None
-
-
-def normalize_email(value: Any) -> str | None:
-    text = str(value or "").strip().lower()
-    return text if "@" in text and " " not in text else None
 
 
 def _cf_values(cf: Mapping[str, Any]) -> list[Any]:
@@ -354,8 +333,6 @@ def map_remote_task(raw: Mapping[str, Any]) -> RemoteTask | None:
     bound = task_customer(raw)
     if bound is None or bound[0] not in ENTITY_KIND:
         return None
-    from segsync.contract import CustomerRef
-
     return RemoteTask(
         remote_id=_id(raw) or "",
         customer=CustomerRef(ENTITY_KIND[bound[0]], bound[1]),

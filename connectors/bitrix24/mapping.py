@@ -14,8 +14,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-import phonenumbers
-
+from segsync.contacts import normalize_email, normalize_phone
 from segsync.contract import Currency, Customer, CustomerKind, Deal, Rejected, Stage, StageSemantic, Touch, User
 
 _SEMANTIC: dict[str, StageSemantic] = {"S": "won", "F": "lost", "P": "open"}
@@ -167,26 +166,6 @@ def parse_datetime(value: Any, tz: tzinfo = UTC) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC)
-
-
-def normalize_phone(raw: Any, region: str) -> str | None:
-    """E.164 when the number is plausible, else the digits as typed (still useful for matching)."""
-    text = str(raw or "").strip()
-    if not text:
-        return None
-    try:
-        number = phonenumbers.parse(text, region)
-        if phonenumbers.is_possible_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = re.sub(r"[^\d+]", "", text)
-    return digits or None
-
-
-def normalize_email(raw: Any) -> str | None:
-    text = str(raw or "").strip().lower()
-    return text if "@" in text else None
 
 
 def multifield(values: Any, normalize: Any) -> list[str]:

@@ -56,7 +56,7 @@ class Bitrix24Source(SourceBase):
         ),
     )
     parallel_chains: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=16,
         description=(

@@ -20,10 +20,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 import polars as pl
 
 from connectors.csvfile.options import CsvSource
+from segsync.contacts import normalize_phone
 from segsync.contract import (
     ChangeHint,
     Customer,
@@ -109,16 +109,6 @@ def _amount(text: str | None, decimal_comma: bool) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _phone(text: str | None) -> str | None:
-    if not text or not text.strip():
-        return None
-    try:
-        number = phonenumbers.parse(text, "RU")
-    except phonenumbers.NumberParseException:
-        return text.strip()
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 class CsvConnector:
     """Implements :class:`segsync.contract.Connector` for pulling; every write raises."""
 
@@ -191,7 +181,7 @@ class CsvConnector:
                     kind=src.customer_kind, remote_id=cid, created_at=at, updated_at=at
                 )
             customer.name = customer.name or (row["name"] or "").strip() or None
-            phone = _phone(row["phone"])
+            phone = normalize_phone(row["phone"])
             if phone and not customer.phones:
                 customer.phones.append(phone)
             email = (row["email"] or "").strip().lower()

@@ -14,7 +14,6 @@ from connectors.amocrm.mapping import (
     map_pipelines,
     map_remote_task,
     map_touch,
-    normalize_phone,
 )
 from segsync.errors import RecordRejected
 
@@ -140,13 +139,6 @@ def test_pipelines_map_won_and_lost_per_pipeline():
         ]
     )
     assert [(s.stage_id, s.semantic) for s in stages] == [("10", "open"), ("142", "won"), ("143", "lost")]
-
-
-def test_phone_normalization():
-    assert normalize_phone("89123456789", "RU") == "+79123456789"
-    assert normalize_phone("+1 (650) 253-0000", "RU") == "+16502530000"
-    assert normalize_phone("12-34", "RU") is None
-    assert normalize_phone("", "RU") is None
 
 
 def test_tasks_as_touches_and_remote_tasks():

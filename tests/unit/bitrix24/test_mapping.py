@@ -20,8 +20,6 @@ from connectors.bitrix24.mapping import (
     map_deal,
     map_stage,
     map_user,
-    normalize_email,
-    normalize_phone,
     parse_datetime,
     parse_money,
 )
@@ -72,28 +70,6 @@ def test_dates_with_offsets_become_utc():
     assert parse_datetime("") is None and parse_datetime(None) is None
     with pytest.raises(Unmappable):
         parse_datetime("31.12.2024")
-
-
-@pytest.mark.parametrize(
-    ("raw", "region", "expected"),
-    [
-        ("+7 (912) 345-67-89", "RU", "+79123456789"),
-        ("8 (912) 345-67-89", "RU", "+79123456789"),
-        ("89123456789", "RU", "+79123456789"),
-        ("9123456789", "RU", "+79123456789"),
-        ("+1 650-253-0000", "RU", "+16502530000"),
-        ("(650) 253-0000", "US", "+16502530000"),
-        ("12", "RU", "12"),  # not a number: kept as typed digits
-        ("", "RU", None),
-    ],
-)
-def test_phones(raw, region, expected):
-    assert normalize_phone(raw, region) == expected
-
-
-def test_emails():
-    assert normalize_email("  User@Example.COM ") == "user@example.com"
-    assert normalize_email("not an email") is None
 
 
 def test_contact_mapping_with_custom_fields():
