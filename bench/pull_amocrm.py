@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument("--companies", type=int, default=15_000)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    from segsync.logs import configure_logging
+
+    configure_logging("warning")  # every request is logged at debug; the figures are what this prints
     ctx = mp.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Queue()
     sizes = {"leads": args.leads, "contacts": args.contacts, "companies": args.companies}
