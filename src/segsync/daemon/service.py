@@ -37,7 +37,7 @@ from segsync.daemon.state import (
     publish_owed,
     reactivate_sources,
     stored_stop,
-)  # fmt: skip
+)
 from segsync.daemon.web import RouteFactory, build_app
 from segsync.daemon.worker import SourceWorker
 from segsync.errors import ConfigError, SegsyncError, StoreError
