@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import polars as pl
 import pytest
 from sqlalchemy import select, text, update
 
+from segsync.compute import persist
 from segsync.compute.load import load_source
 from segsync.compute.read import customer_state, segment_counts
 from segsync.compute.run import compute_source, parse_as_of
@@ -201,3 +203,27 @@ def test_parse_as_of():
     assert end.isoformat() == "2025-06-30T23:59:59.999999+03:00"
     assert parse_as_of("2025-06-30T10:00:00+00:00", "Europe/Moscow").hour == 10
     assert parse_as_of("2025-06-30T10:00:00", "Europe/Moscow").utcoffset() == timedelta(hours=3)
+
+
+def test_persisting_waits_for_a_concurrent_writer_instead_of_failing(engine, monkeypatch):
+    """The daemon pulls one source while it computes another: on SQLite the compute used to fail at once with
+    "database is locked" (found by the crash-anywhere harness) when the pull committed between its read of
+    the previous labels and its first write."""
+    rules, source, sid = setup(engine)
+    read = persist.previous_labels
+
+    def read_then_let_another_writer_in(conn, source_id):
+        labels = read(conn, source_id)
+        writer = threading.Thread(target=lambda: _touch_runs(engine), daemon=True)
+        writer.start()
+        writer.join(1.0)  # a deferred transaction lets it commit now; an immediate one makes it wait for us
+        return labels
+
+    monkeypatch.setattr(persist, "previous_labels", read_then_let_another_writer_in)
+    summary = compute_source(engine, rules, source, sid, AS_OF)
+    assert summary.counts["customers"] > 0 and labels_of(engine, sid)
+
+
+def _touch_runs(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(t.runs.insert().values(step="pull", status="ok", worker="other", started_at=AS_OF))

@@ -31,7 +31,13 @@ from segsync.daemon.notify import notify, watchdog_interval
 from segsync.daemon.nudges import PgNudges, channel_for
 from segsync.daemon.schedule import JOB_DEFAULTS, schedule_source, unschedule
 from segsync.daemon.server import Server, bind, parse_listen
-from segsync.daemon.state import close_abandoned_runs, last_successes, reactivate_sources, stored_stop
+from segsync.daemon.state import (
+    close_abandoned_runs,
+    last_successes,
+    publish_owed,
+    reactivate_sources,
+    stored_stop,
+)
 from segsync.daemon.web import RouteFactory, build_app
 from segsync.daemon.worker import SourceWorker
 from segsync.errors import ConfigError, SegsyncError, StoreError
@@ -262,7 +268,9 @@ class Daemon:
             LEASE_HELD.labels(worker.name).set(1)
             worker.stopped = await asyncio.to_thread(stored_stop, self.engine, sid)
             await asyncio.to_thread(close_abandoned_runs, self.engine, sid)
-            log.info("lease_taken", source=worker.name, stopped=worker.stopped is not None)
+            worker.publish_owed = await asyncio.to_thread(publish_owed, self.engine, sid)
+            log.info("lease_taken", source=worker.name, stopped=worker.stopped is not None,
+                     publish_owed=worker.publish_owed)  # fmt: skip
             # a fresh holder pulls at once (staggered), then on its interval
             asyncio.get_running_loop().call_later(0.2 * i, worker.request_pull)
 

@@ -67,3 +67,36 @@ def last_successes(engine: Engine, source_ids: Sequence[int]) -> dict[int, dict[
             if finished is not None:
                 out[sid][step] = finished
     return out
+
+
+def publish_owed(engine: Engine, source_id: int) -> bool:
+    """Did a pull, compute or push since the last completed push leave the chain unfinished?
+
+    A daemon that was killed between a pull that changed the store and the end of its push leaves work
+    that no later pull would trigger (the next pull finds nothing new), so whoever takes the source's lease
+    asks this first. A pull that did not finish counts as a change: its committed pages may be one.
+    """
+    with engine.connect() as conn:
+        last_push = conn.execute(
+            select(func.max(runs_table.c.id)).where(
+                runs_table.c.source_id == source_id, runs_table.c.step == "push", runs_table.c.status == "ok"
+            )
+        ).scalar_one_or_none()
+        since = conn.execute(
+            select(runs_table.c.step, runs_table.c.status, runs_table.c.counts).where(
+                runs_table.c.source_id == source_id,
+                runs_table.c.step.in_(("pull", "compute", "push")),
+                runs_table.c.id > (last_push or 0),
+            )
+        )
+        return any(step != "pull" or status != "ok" or _pull_changed(counts) for step, status, counts in since)
+
+
+def _pull_changed(counts: object) -> bool:
+    """The stored counts of a finished pull, read the way :attr:`PullResult.changed` reads them."""
+    if not isinstance(counts, dict):
+        return False
+    return any(
+        isinstance(c, dict) and (c.get("changed", 0) or c.get("deleted", 0) or c.get("restored", 0))
+        for c in counts.values()
+    )

@@ -78,6 +78,7 @@ class SourceWorker:
         self._changed_by_webhook = False
         self._parser: Connector | None = None
         self.relay: Callable[[int], None] | None = None  # hands a pull request to the lease holder
+        self.publish_owed = False  # set on taking the lease: a predecessor left compute → push unfinished
         self.schedule_key: tuple[object, ...] | None = None  # what its scheduled jobs were made from
         self.debounce = Debouncer(rules.daemon.webhook_debounce, self.request_pull)
         self.deletes = DeleteBuffer(engine, source_id, self._deletes_applied)
@@ -166,7 +167,8 @@ class SourceWorker:
         if job == "pull":
             result = await self._timed("pull", steps.pull, ctx)
             changed = result.changed or self._take_webhook_changes()
-            if changed:
+            if changed or self.publish_owed:
+                self.publish_owed = False
                 await self._publish(ctx)
         elif job == "reconcile":
             await self._timed("reconcile", steps.reconcile, ctx)
