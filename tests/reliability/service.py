@@ -119,8 +119,13 @@ class Service:
             return False
 
     def finished_pulls(self) -> int:
-        runs = t.runs
-        q = select(func.count()).where(runs.c.step == "pull", runs.c.status != "running")
+        return self._pulls(t.runs.c.status != "running")
+
+    def running_pulls(self) -> int:
+        return self._pulls(t.runs.c.status == "running")
+
+    def _pulls(self, condition: Any) -> int:
+        q = select(func.count()).where(t.runs.c.step == "pull", condition)
         with make_engine(self.store_url).connect() as conn:
             return int(conn.execute(q).scalar_one())
 
