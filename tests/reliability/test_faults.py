@@ -23,7 +23,7 @@ from . import support
 
 SEED = 41
 SHARE = 0.05  # per fault kind: 4 kinds → 20 % of requests
-EXPIRE_EVERY = support.pick(10, 100)  # bounded runs make a few dozen requests, full ones hundreds
+EXPIRE_EVERY = support.pick(10, 50)  # requests per token: bounded runs make ~25-50 requests, full ~120-260
 
 
 def fault_options() -> FaultOptions:
@@ -34,7 +34,7 @@ def fault_options() -> FaultOptions:
 
 
 def start(kind: str, *, faulty: bool):
-    size = "small" if support.FULL else "tiny"
+    size = "demo" if support.FULL else "tiny"
     if kind == "bitrix24":
         options = {"faults": fault_options().as_dict()} if faulty else None
         return start_in_thread(seed=SEED, size=size, portals=1, accounts=0, b24_options=options)
