@@ -24,6 +24,7 @@ from segsync.store import tables as t
 from segsync.sync import pull_source
 
 from . import support
+from .faults import captured_logs
 
 BROKEN, NUL = 3, 7  # record id % 10 → what happens to it
 
@@ -148,8 +149,9 @@ async def test_malformed_records_are_quarantined_while_the_pull_goes_on(engine, 
     )
     try:
         flow = Flow.create(engine, rules_text(BLOCKS[kind](handle), fallback_user="0"))
-        async with flow.connector() as conn:
-            first = await pull_source(engine, flow.sid, conn, full=True)
+        with captured_logs() as logs:  # quarantine reasons quote values: still no phone, e-mail or secret
+            async with flow.connector() as conn:
+                first = await pull_source(engine, flow.sid, conn, full=True)
         quarantined = open_quarantine(engine, flow.sid)
         after_first = {entity: stored(engine, flow.sid, entity) for entity in ("contacts", "companies", "deals")}
         # the CRM fixes its records: the next pull releases every one of them
@@ -160,6 +162,13 @@ async def test_malformed_records_are_quarantined_while_the_pull_goes_on(engine, 
     finally:
         handle.stop()
 
+    info = handle.info["bitrix24"] or handle.info["amocrm"]
+    flat = {**info, **{f"oauth_{k}": v for k, v in (info.get("oauth") or {}).items()}}
+    secrets = [v for k, v in flat.items() if isinstance(v, str) and any(w in k for w in ("token", "secret", "webhook"))]
+    found = support.leaks(logs.getvalue(), secrets)
+    support.add("leaks.found", len(found))
+    support.add("leaks.log_lines_scanned", logs.getvalue().count("\n"))
+    assert found == []
     counted = sum(c.get("quarantined", 0) for c in first.counts.values() if isinstance(c, dict))
     support.add(f"malformed_pull.{kind}.broken", len(mangler.broken))
     support.add(f"malformed_pull.{kind}.quarantined", counted)
