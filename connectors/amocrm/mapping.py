@@ -85,6 +85,8 @@ def to_decimal(value: Any, what: str = "price") -> Decimal | None:
 
 def _cf_values(cf: Mapping[str, Any]) -> list[Any]:
     values = cf.get("values") or []
+    if not isinstance(values, list):
+        raise RecordRejected(f"values of custom field {str(cf.get('field_id'))[:20]} is not a list")
     out = []
     for item in values:
         if isinstance(item, Mapping):
@@ -213,7 +215,7 @@ def map_customer(raw: Mapping[str, Any], kind: CustomerKind, opts: MappingOption
     phones, emails = contact_channels(cfs, opts.phone_region)
     name = raw.get("name")
     if not name and kind == "contact":
-        name = " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if p) or None
+        name = " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if isinstance(p, str) and p) or None
     company_id = None
     if kind == "contact":
         companies = _embedded(raw, "companies")

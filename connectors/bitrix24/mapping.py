@@ -165,7 +165,10 @@ def parse_datetime(value: Any, tz: tzinfo = UTC) -> datetime | None:
             raise Unmappable(f"date {text[:40]!r} is not ISO 8601") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it: no such moment in UTC
+        raise Unmappable(f"date {str(value)[:40]!r} is out of range") from None
 
 
 def multifield(values: Any, normalize: Any) -> list[str]:
@@ -189,7 +192,10 @@ def _id(value: Any) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    """A scalar as stripped text; a list or object where text belongs is not text (None), not its repr."""
+    if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    text = str(value).strip()
     return text or None
 
 
@@ -277,8 +283,7 @@ def _customer(
     except Unmappable as exc:
         return Rejected(entity, remote_id, str(exc), dict(row))
     attrs.update({k.lower(): row[k] for k in _UTM if _text(row.get(k))})
-    if _text(row.get("ADDRESS_CITY")):
-        attrs["city"] = row["ADDRESS_CITY"].strip()
+    attrs["city"] = _text(row.get("ADDRESS_CITY"))
     attrs.update(_custom(row, ctx.fields))
     return Customer(
         kind=kind,
@@ -324,6 +329,8 @@ def map_deal(item: Mapping[str, Any], ctx: MappingContext) -> Deal | Rejected:
     try:
         if semantic is None:
             raise Unmappable(f"stage {stage!r} of pipeline {pipeline} has no known semantic")
+        if not isinstance(item.get("contactIds"), list | None):
+            raise Unmappable("contactIds is not a list")
         amount = parse_money(item.get("opportunity"))
         created = parse_datetime(item.get("createdTime"), ctx.portal_tz)
         updated = parse_datetime(item.get("updatedTime"), ctx.portal_tz)
@@ -421,7 +428,8 @@ def map_activity(
 
 def deal_contacts(item: Mapping[str, Any]) -> list[str]:
     """All contacts of a deal item, the primary (``contactId``) first."""
-    contacts = [c for c in (_id(v) for v in (item.get("contactIds") or [])) if c]
+    listed = item.get("contactIds")
+    contacts = [c for c in (_id(v) for v in listed) if c] if isinstance(listed, list) else []
     primary = _id(item.get("contactId"))
     return [primary, *(c for c in contacts if c != primary)] if primary else contacts
 

@@ -18,7 +18,8 @@ FULL = os.environ.get("SEGSYNC_RELIABILITY", "").lower() == "full"
 FIGURES: dict[str, Any] = {}
 FIGURES_FILE = Path(os.environ.get("SEGSYNC_RELIABILITY_FIGURES", "artifacts/reliability-figures.json"))
 
-_PHONE = re.compile(r"(?<![\w.])\+?[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)")
+# Not inside a longer token on either side: a server's hex request id ("8243...9a") is not a phone number.
+_PHONE = re.compile(r"(?<![\w.])\+?[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\w)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 

@@ -16,7 +16,7 @@ from segsync.app import now_utc
 from segsync.contract import Currency, Page
 from segsync.store import mark_deleted, upsert
 from segsync.store import tables as t
-from segsync.sync.rows import ENTITY_TABLES, TARGETS
+from segsync.sync.rows import ENTITY_TABLES, TARGETS, storable
 
 
 def save_cursor(conn: Connection, source_id: int, stream: str, state: dict[str, Any], now: datetime) -> None:
@@ -45,7 +45,7 @@ def _quarantine(conn: Connection, source_id: int, page: Page, run_id: int | None
             )
         )
     rows = [
-        {
+        storable({
             "source_id": source_id,
             "entity": r.entity,
             "remote_id": r.remote_id,
@@ -53,9 +53,9 @@ def _quarantine(conn: Connection, source_id: int, page: Page, run_id: int | None
             "raw": r.raw if isinstance(r.raw, dict | list) else {"value": repr(r.raw)[:2000]},
             "run_id": run_id,
             "created_at": now,
-        }
+        })
         for r in page.rejected
-    ]
+    ]  # fmt: skip
     conn.execute(t.quarantine.insert(), rows)
 
 
@@ -116,7 +116,7 @@ class PageWriter:
         with self.engine.begin() as conn:
             for rtype, records in by_type.items():
                 target = TARGETS[rtype]
-                rows = [target.to_row(r, self.source_id, now) for r in records]
+                rows = [storable(target.to_row(r, self.source_id, now)) for r in records]
                 counts["upserted"] += len(rows)
                 counts["changed"] += upsert(conn, target.table, rows, target.keys)
             self._learn_base_currency(conn, by_type.get(Currency, []), now)

@@ -175,3 +175,17 @@ def test_a_currency_field_overrides_the_account_currency():
     assert deal.currency == "USD" and deal.amount_base is None
     same = map_deal({**lead, "custom_fields_values": None}, OPTS)
     assert same.currency == "RUB" and same.amount_base == Decimal("100")
+
+
+# -- found by the reliability fuzzer (tests/reliability/test_fuzz_mappers.py) ---------------------------------
+
+
+def test_name_parts_that_are_not_text_are_left_out():
+    c = map_customer({**CONTACT, "name": "", "first_name": "Иван", "last_name": True}, "contact", OPTS)
+    assert c.name == "Иван"
+
+
+def test_custom_field_values_that_are_not_a_list_are_rejected():
+    broken = {**CONTACT, "custom_fields_values": [{"field_id": 3, "field_code": "PHONE", "values": True}]}
+    with pytest.raises(RecordRejected, match="not a list"):
+        map_customer(broken, "contact", OPTS)

@@ -216,3 +216,23 @@ def test_deal_owner_prefers_what_the_source_analyses():
     assert deal_owner(item, "company") == ("company", "9")
     assert deal_owner(item, "contact") == ("contact", "4")
     assert deal_owner({"companyId": 0, "contactIds": []}, "company") is None
+
+
+# -- found by the reliability fuzzer (tests/reliability/test_fuzz_mappers.py) ---------------------------------
+
+
+def test_a_list_where_text_belongs_is_not_text():
+    mapped = map_contact(contact(1, ADDRESS_CITY=[], NAME=["x"]), MappingContext())
+    assert isinstance(mapped, Customer) and "city" not in mapped.attrs and mapped.name == "Test"
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+03:00", "9999-12-31T23:00:00-05:00"])
+def test_a_date_with_no_utc_equivalent_is_quarantined(moment):
+    mapped = map_company(company(1, DATE_CREATE=moment), MappingContext())
+    assert isinstance(mapped, Rejected) and "out of range" in mapped.reason
+
+
+def test_contact_ids_that_are_not_a_list_are_quarantined():
+    mapped = map_deal(deal(1, contactIds=True), MappingContext())
+    assert isinstance(mapped, Rejected) and "contactIds" in mapped.reason
+    assert deal_owner(deal(1, contactIds=True, contactId=0, companyId=0), "company") is None

@@ -141,3 +141,18 @@ async def test_the_crms_base_currency_is_recorded_on_the_source(engine):
     await pull_source(engine, sid, ScriptedConnector({"currencies": [Page("currencies", rates)]}))
     with engine.connect() as c:
         assert c.execute(select(t.sources.c.base_currency).where(t.sources.c.id == sid)).scalar_one() == "RUB"
+
+
+async def test_nul_characters_from_the_crm_are_dropped_not_fatal(engine):
+    """Found by tests/reliability/test_malformed_pull.py: PostgreSQL refused the whole page."""
+    sid = _source_id(engine)
+    named = Customer(
+        kind="contact", remote_id="1", name="Ан\x00на", updated_at=T0, raw={"NAME": "Ан\x00на", "k\x00": 1}
+    )
+    bad = Rejected("contacts", "2", "date 'x\x00' is not ISO 8601", {"ID": "2", "DATE_CREATE": "x\x00"})
+    await pull_source(engine, sid, ScriptedConnector({"contacts": [Page("contacts", [named], [bad])]}))
+    with engine.connect() as c:
+        assert c.execute(select(t.customers.c.name, t.customers.c.raw)).one() == ("Анна", {"NAME": "Анна", "k": 1})
+        assert c.execute(select(t.quarantine.c.reason, t.quarantine.c.raw)).one() == (
+            "date 'x' is not ISO 8601", {"ID": "2", "DATE_CREATE": "x"},
+        )  # fmt: skip
