@@ -136,7 +136,11 @@ async def fast_bitrix24_export(webhook: str) -> dict[str, Any]:
             rows = len(await bx.get_all(method, {"select": list(select)}))
         except Exception as exc:  # reported, not hidden: the comparison is part of the figures
             elapsed = time.perf_counter() - started
-            out["entities"][method] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}", "after_s": elapsed}
+            cause = exc.__cause__ or exc.__context__
+            why = f"{type(exc).__name__}: {str(exc)[:160]}" + (
+                f" (from {type(cause).__name__}: {cause})" if cause else ""
+            )
+            out["entities"][method] = {"error": why, "after_s": elapsed}
             out["failed"] = method
             break
         elapsed = time.perf_counter() - started
@@ -221,7 +225,7 @@ def main() -> None:
                 print(
                     f"fast_bitrix24: {fast['rows']:,} rows in {fast['elapsed']:.1f} s = {fast_rate:,.0f} rows/s over "
                     f"{', '.join(done) or 'nothing'}; {after - before} requests; OPERATION_TIME_LIMIT answers "
-                    f"{counters['operation_time_limit']}"
+                    f"{counters['operation_time_limit']}, QUERY_LIMIT_EXCEEDED {counters['query_limit_exceeded']}"
                     + (f"; FAILED on {fast['failed']}" if "failed" in fast else "")
                 )
                 # Like for like: segsync's own time on the entities fast_bitrix24 finished.
