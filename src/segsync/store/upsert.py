@@ -18,7 +18,6 @@ import gc
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +46,7 @@ from segsync.store.engine import json_dumps, json_dumps_bytes
 from segsync.store.types import Money, UTCDateTime
 
 _NEVER_COMPARED = frozenset({"synced_at"})
+ColumnConversion = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
 def _conflict_clause(stmt: Any, table: Table, columns: Sequence[str], keys: Sequence[str], only_if_changed: bool):
@@ -90,9 +90,9 @@ def _qualified(table: Table) -> str:
 
 
 @functools.cache
-def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[Callable[[Any], Any] | None]:
-    """Per column: the conversion to what the driver expects (None = pass through)."""
-    out: list[Callable[[Any], Any] | None] = []
+def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[ColumnConversion | None]:
+    """Per column: the conversion of a whole column to what the driver expects (None = pass through)."""
+    out: list[ColumnConversion | None] = []
     for name in columns:
         col_type = table.c[name].type
         is_json = isinstance(col_type, JSON) or isinstance(getattr(col_type, "impl", None), JSON)
@@ -104,13 +104,14 @@ def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[Callabl
             elif isinstance(col_type, Money):
                 out.append(_decimal)
             elif is_json:
-                out.append(_jsonb_binary)
+                out.append(_each(_jsonb_binary))
             else:
                 out.append(None)
         elif is_json:
-            out.append(_json_or_none)
+            out.append(_each(_json_or_none))
         else:
-            out.append(col_type._cached_bind_processor(dialect))
+            convert = col_type._cached_bind_processor(dialect)
+            out.append(None if convert is None else _each(convert))
     return out
 
 
@@ -162,14 +163,21 @@ def _pre_encoded_jsonb(cursor: Any) -> None:
     cursor.adapters.register_dumper(bytes, PreEncoded)
 
 
-def _refuse_naive(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+def _refuse_naive(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A whole column at C speed: COPY sends aware datetimes as they are, a naive one must not slip in."""
+    if None in set(map(_tzinfo, filter(None, column))):
         raise ValueError("naive datetime given to a UTC column; attach a timezone first")
-    return value
+    return column
 
 
-def _decimal(value: Any) -> Decimal | None:
-    return value if value is None or type(value) is Decimal else Decimal(str(value))
+def _decimal(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    if set(map(type, column)) <= _DECIMAL_OR_NONE:
+        return column
+    return tuple(value if value is None or type(value) is Decimal else Decimal(str(value)) for value in column)
+
+
+_tzinfo = operator.attrgetter("tzinfo")
+_DECIMAL_OR_NONE = frozenset({Decimal, type(None)})
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -182,8 +190,12 @@ def _convert(rows: Sequence[dict[str, Any]], columns: tuple[str, ...], procs: li
     cols = list(zip(*map(getter, rows), strict=True)) if len(columns) > 1 else [tuple(map(getter, rows))]
     for i, proc in enumerate(procs):
         if proc is not None:
-            cols[i] = tuple(map(proc, cols[i]))
+            cols[i] = proc(cols[i])
     return list(zip(*cols, strict=True))
+
+
+def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
+    return lambda column: tuple(map(convert, column))
 
 
 def _dedupe(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> Sequence[dict[str, Any]]:
