@@ -392,22 +392,27 @@ def expected_purchases(model: Model, params: tuple[float, ...], t, x, t_x, T) ->
     ``(1-z)^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; c; z)``, which has no overflow for
     large x (the "#NUM!" problem of Fader & Hardie's note 027).
     """
-    r, alpha, a, b = params
     x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, t_x, T)))
-    t = float(t)
     # the hypergeometric part depends on (x, T) only: evaluate it once per distinct pair, which is a few
     # thousand pairs for a million customers (p_alive carries the t_x dependence)
     pairs = group_rows(x.ravel(), T.ravel())
+    return _if_alive(model, params, float(t), pairs).reshape(x.shape) * p_alive(model, params, x, t_x, T)
+
+
+def _if_alive(model: Model, params: tuple[float, ...], t: float, pairs: Grouped) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive] per row, from its distinct ``(x, T)`` pair."""
+    r, alpha, a, b = params
     ux, uT = pairs.columns
     z = t / (alpha + uT + t)
     if model == "bgnbd":
         c = a + b + ux - 1.0
-        tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+        hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
     else:
         c = a + b + ux
-        tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - r, a - 1.0, c, z)
-    alive_part = (c / (a - 1.0) * (1.0 - tail))[pairs.inverse].reshape(x.shape)
-    return alive_part * p_alive(model, params, x, t_x, T)
+        hyp = hyp2f1(a + b - r, a - 1.0, c, z)
+    with np.errstate(invalid="ignore"):  # 0 · ∞ where 2F1 overflows: NaN, reported as unknown (NULL)
+        tail = (1.0 - z) ** (a - 1.0) * hyp
+    return (c / (a - 1.0) * (1.0 - tail))[pairs.inverse]
 
 
 def p_no_purchase(model: Model, params: tuple[float, ...], t, x, t_x, T) -> np.ndarray:
@@ -520,10 +525,13 @@ def clv(
     days_per_period: float = 30.0,
 ) -> np.ndarray:
     """Discounted expected revenue over ``months`` periods (lifetimes' ``_customer_lifetime_value``)."""
+    x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, t_x, T)))
+    pairs = group_rows(x.ravel(), T.ravel())  # once for every month (as expected_purchases would each time)
+    alive = p_alive(model, params, x, t_x, T)
     total = np.zeros(np.shape(x), dtype=np.float64)
     previous = np.zeros_like(total)
     for i in range(1, months + 1):
-        current = expected_purchases(model, params, i * days_per_period, x, t_x, T)
+        current = _if_alive(model, params, float(i * days_per_period), pairs).reshape(x.shape) * alive
         total += (current - previous) * spend / (1.0 + discount) ** i
         previous = current
     return total
