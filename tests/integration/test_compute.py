@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 import polars as pl
@@ -201,3 +202,24 @@ def test_parse_as_of():
     assert end.isoformat() == "2025-06-30T23:59:59.999999+03:00"
     assert parse_as_of("2025-06-30T10:00:00+00:00", "Europe/Moscow").hour == 10
     assert parse_as_of("2025-06-30T10:00:00", "Europe/Moscow").utcoffset() == timedelta(hours=3)
+
+
+@pytest.mark.skipif(os.environ.get("SEGSYNC_TEST_DB", "sqlite") != "sqlite", reason="the Arrow read is for SQLite")
+def test_arrow_read_matches_the_cursor_read_and_sees_committed_changes(engine):
+    """The ADBC child process (used for large SQLite stores) returns the same frames as the DBAPI cursor —
+    also after a committed change, which a second SQLite library inside this process would not see."""
+    _rules, source, sid = setup(engine)
+    with engine.begin() as conn:
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "102").values(amount_base=None))
+        conn.execute(
+            update(t.customers)
+            .where(t.customers.c.kind == "contact", t.customers.c.remote_id == "14")
+            .values(deleted_at=AS_OF)
+        )
+    with engine.connect() as conn:
+        by_cursor = load_source(conn, sid, source, arrow=False)
+        by_arrow = load_source(conn, sid, source, arrow=True)
+    for name in ("deals", "customers", "touches", "stages"):
+        assert getattr(by_arrow.inputs, name).equals(getattr(by_cursor.inputs, name)), name
+    assert by_arrow.counts == by_cursor.counts
+    assert "contact:14" not in by_arrow.inputs.customers["customer"].to_list()

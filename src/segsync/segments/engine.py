@@ -246,7 +246,7 @@ def run(
     # reports
     if config.cohorts.enabled:
         bought_rows = purchase_rows.select(
-            pl.Series("customer", coded.purchase_code), month_index(pl.col("day")).alias("month"), "amount"
+            pl.Series("customer", coded.purchase_code), month_index(pl.col("day")).alias("month"), "cents"
         )
         result.cohorts = cohort_table(bought_rows, _month_of(as_of, tz), config.cohorts.months)
     if quality:

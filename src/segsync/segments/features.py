@@ -122,6 +122,52 @@ def local_day(ts: pl.Expr, tz: str) -> pl.Expr:
     return ts.dt.convert_time_zone(tz).dt.date()
 
 
+_QUARTER_HOUR_US = 900_000_000
+_MAX_BUCKETS = 4_000_000  # ~114 years of quarter hours
+
+
+def local_days(at: pl.Series, tz: str) -> pl.Series:
+    """:func:`local_day` for a whole column, fast: the local date is looked up per UTC quarter hour (a few
+    hundred thousand over years of data) instead of converting every timestamp. A quarter hour whose ends
+    have different dates or UTC offsets (a date line or a time-zone transition inside it) is converted
+    row by row, so the result is exactly the row-by-row one."""
+    if tz == "UTC" or at.len() < 1000:
+        return at.dt.convert_time_zone(tz).dt.date()
+    micros = at.dt.epoch("us").to_numpy()
+    valid = ~np.isnan(micros) if micros.dtype.kind == "f" else np.ones(micros.size, dtype=bool)
+    if not valid.all():
+        return at.dt.convert_time_zone(tz).dt.date()
+    bucket = micros // _QUARTER_HOUR_US
+    low = int(bucket.min())
+    span = int(bucket.max()) - low + 1
+    if span > _MAX_BUCKETS:
+        return at.dt.convert_time_zone(tz).dt.date()
+    starts = pl.Series((low + np.arange(span + 1, dtype=np.int64)) * _QUARTER_HOUR_US)
+    edges = pl.DataFrame({"utc": pl.from_epoch(starts, time_unit="us").dt.replace_time_zone("UTC")})
+    edges = edges.select(
+        pl.col("utc").dt.convert_time_zone(tz).dt.date().cast(pl.Int32).alias("day"),
+        (pl.col("utc").dt.convert_time_zone(tz).dt.replace_time_zone(None).dt.epoch("us") - starts).alias("offset"),
+    )
+    day, offset = edges["day"].to_numpy(), edges["offset"].to_numpy()
+    # the last instant of each quarter hour has the next start's offset only if a transition is at the boundary
+    end_day = (
+        pl.DataFrame({"utc": pl.from_epoch(starts[1:] - 1, time_unit="us").dt.replace_time_zone("UTC")})
+        .select(pl.col("utc").dt.convert_time_zone(tz).dt.date().cast(pl.Int32))
+        .to_series()
+        .to_numpy()
+    )
+    steady = (day[:-1] == end_day) & (offset[:-1] == offset[1:])
+    index = bucket - low
+    days = day[:-1][index]
+    out = pl.Series(at.name, days, dtype=pl.Int32).cast(pl.Date)
+    unsteady = ~steady[index]
+    if unsteady.any():
+        rows = np.flatnonzero(unsteady)
+        exact = at.gather(rows).dt.convert_time_zone(tz).dt.date()
+        out = out.scatter(rows, exact)
+    return out
+
+
 def as_of_day(as_of: datetime, tz: str) -> date:
     from zoneinfo import ZoneInfo
 
@@ -141,7 +187,7 @@ def purchases(deals: pl.DataFrame, as_of: datetime, tz: str, pipelines: Sequence
     return won.select(
         "customer",
         "at",
-        local_day(pl.col("at"), tz).alias("day"),
+        pl.col("at").map_batches(lambda at: local_days(at, tz), return_dtype=pl.Date).alias("day"),
         (cents / 100).alias("amount"),
         cents.alias("cents"),
         pl.col("amount").is_null().alias("amount_missing"),
@@ -385,22 +431,25 @@ def coded_features(
         (pl.Series("_xyz_ss_n2", spread).fill_nan(None) / 10_000.0),
     )
 
-    frame = pl.DataFrame({"_code": np.arange(n, dtype=np.int64)}).join(
-        base.with_columns(pl.Series("_code", base_code)).filter(pl.col("_code") >= 0).drop("customer"),
-        on="_code",
-        how="left",
-        maintain_order="left",
+    known = base_code[base_code >= 0]
+    if np.bincount(known, minlength=n).max(initial=0) <= 1:  # the usual case: every customer once in the CRM
+        at_row = np.full(n, -1, dtype=np.int64)
+        at_row[known] = np.flatnonzero(base_code >= 0)
+        attributes = base.drop("customer").select(pl.all().gather(pl.Series(at_row).replace(-1, None)))
+        row_code = np.arange(n, dtype=np.int64)
+        parts = [pl.DataFrame(codes.keys), attributes, agg]
+    else:  # duplicate customer rows stay duplicated, as a join on the key would have it
+        joined = pl.DataFrame({"_code": np.arange(n, dtype=np.int64)}).join(
+            base.with_columns(pl.Series("_code", base_code)).filter(pl.col("_code") >= 0).drop("customer"),
+            on="_code",
+            how="left",
+            maintain_order="left",
+        )
+        row_code = joined["_code"].to_numpy()
+        parts = [pl.DataFrame(codes.keys.gather(row_code)), joined.drop("_code"), agg.gather(row_code)]
+    frame = pl.concat(parts, how="horizontal").select(
+        "customer", *[c for c in base.columns if c != "customer"], *_AGGREGATES
     )
-    row_code = frame["_code"].to_numpy()
-    identity = frame.height == n  # every key once, in code order (the usual case: no duplicate customers)
-    frame = pl.concat(
-        [
-            frame.select(codes.keys if identity else codes.keys.gather(row_code)),
-            frame.drop("_code"),
-            agg if identity else agg.gather(row_code),
-        ],
-        how="horizontal",
-    ).select("customer", *[c for c in base.columns if c != "customer"], *_AGGREGATES)
 
     kind_of_key = pl.col("customer").str.split_exact(":", 1).struct.field("field_0")
     frame = frame.with_columns(

@@ -76,10 +76,17 @@ def largest(code: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """Non-negative packed keys below 2³² as uint32: numpy sorts them about twice as fast as int64."""
+    if values.size and values.min() >= 0 and values.max() < 2**32:
+        return values.astype(np.uint32)
+    return values
+
+
 def distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values. ``np.unique`` without ``return_inverse`` hashes in numpy ≥ 2.3, which took
     over 30 s on 7M packed int64 keys here; a plain sort and a neighbour compare take about one."""
-    ordered = np.sort(values)
+    ordered = np.sort(_narrow(values))
     if ordered.size < 2:
         return ordered
     keep = np.empty(ordered.size, dtype=bool)
@@ -105,7 +112,7 @@ class Pairs:
 def distinct_pairs(code: np.ndarray, value: np.ndarray, low: int, span: int) -> Pairs:
     """Sorted distinct pairs of a code and an integer ``value`` in ``[low, low + span)``: one sort of packed
     ``code·span + value`` keys, no argsort."""
-    packed = distinct(code * span + (value - low))
+    packed = distinct(code * span + (value - low)).astype(np.int64)
     pair_code, pair_value = np.divmod(packed, span)
     pair_value += low
     new = np.empty(pair_code.size, dtype=bool)
@@ -123,7 +130,7 @@ def segment_median(code: np.ndarray, values: np.ndarray, span: int, size: int) -
     out = np.full(size, np.nan)
     if code.size == 0:
         return out
-    ordered = np.sort(code * span + values) % span
+    ordered = np.sort(_narrow(code * span + values)) % span
     n = np.bincount(code, minlength=size)
     present = np.flatnonzero(n)
     offset = np.cumsum(n) - n
