@@ -284,3 +284,22 @@ def test_a_rerun_that_changes_a_few_customers_writes_the_same_state_as_a_first_r
         )
     compute_source(fresh, rules2, source2, sid2, AS_OF)
     assert _state_rows(engine, sid) == _state_rows(fresh, sid2)
+
+
+def test_base_currency_falls_back_to_the_one_the_connector_recorded(engine):
+    """Rules without ``base_currency``: an amount in the currency the connector recorded as the source's base
+    counts as is; with no base known anywhere it stays unknown (no rate for it either)."""
+    _rules, source, sid = setup(engine)
+    unset = source.model_copy(update={"base_currency": None})
+    with engine.begin() as conn:
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "102").values(amount_base=None, currency="KZT"))
+
+    def amounts(base: str | None) -> list:
+        with engine.begin() as conn:
+            conn.execute(update(t.sources).where(t.sources.c.id == sid).values(base_currency=base))
+        with engine.connect() as conn:
+            deals = load_source(conn, sid, unset).inputs.deals
+        return sorted(deals.filter(t_status("won") & (pl.col("customer") == "company:1"))["amount"].to_list(), key=str)
+
+    assert 1000.0 in amounts("KZT")
+    assert None in amounts(None)

@@ -200,7 +200,8 @@ def deal_row_schema(dialect: str) -> dict[str, pl.DataType]:
 
 
 def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) -> Any:
-    """Non-deleted deals of a source with the amount in the base currency and epoch-second times."""
+    """Non-deleted deals of a source with the amount in the base currency (the rules', else the source's as
+    the connector recorded it) and the store's time text (SQLite) or epoch microseconds (PostgreSQL)."""
     d, cur = t.deals, t.currencies
     rate = (
         select(cast(cur.c.rate, Float))
@@ -208,8 +209,10 @@ def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) ->
         .limit(1)
         .scalar_subquery()
     )
-    base = source.base_currency
-    same_currency = d.c.currency.is_(None) if base is None else or_(d.c.currency.is_(None), d.c.currency == base)
+    # the rules' base currency, else the one the connector recorded for the source (NULL: unknown)
+    recorded = select(t.sources.c.base_currency).where(t.sources.c.id == source_id).scalar_subquery()
+    base = literal(source.base_currency) if source.base_currency else recorded
+    same_currency = or_(d.c.currency.is_(None), d.c.currency == base)
     amount = func.coalesce(
         _money(d.c.amount_base, dialect),
         _money(d.c.amount, dialect) * rate,
