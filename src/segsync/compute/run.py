@@ -90,7 +90,10 @@ def compute_source(
         summary.timings["engine_s"] = time.perf_counter() - tick
         tick = time.perf_counter()
         now = now_utc()
-        with engine.begin() as conn:
+        # IMMEDIATE: the state is read and then written in one transaction; a deferred one would have to turn
+        # its read into a write, which SQLite refuses at once ("database is locked") when another source's run
+        # committed in between
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
             written = write_state(conn, source_id, run_id, result, now)
             write_fits(conn, source_id, run_id, result.fits, as_of, now)
             summary.counts = {
