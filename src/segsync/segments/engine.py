@@ -157,6 +157,7 @@ def run(
         bought=purchase_rows,
     )
     frame = coded.frame
+    purchase_rows = purchase_rows.select("day", "cents")  # all the cohorts need: let the rest go
     n = frame.height
     for name in fields:  # mapped CRM fields always exist as columns, even when no customer has them
         if name not in frame.columns:

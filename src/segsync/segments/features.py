@@ -177,20 +177,27 @@ def as_of_day(as_of: datetime, tz: str) -> date:
 def purchases(deals: pl.DataFrame, as_of: datetime, tz: str, pipelines: Sequence[str] | None = None) -> pl.DataFrame:
     """Won deals up to ``as_of``: customer, at, day, amount (unknown amount counts as 0)."""
     as_of = as_of.astimezone(UTC)
-    deals = conform(deals, DEALS_SCHEMA)
-    won = deals.filter(pl.col("status") == "won").with_columns(at=pl.coalesce("closed_at", "created_at"))
-    won = won.filter(pl.col("at").is_not_null() & (pl.col("at") <= as_of) & pl.col("customer").is_not_null())
+    # lazy, so that only the columns used are filtered (an eager filter copied all of 10M deals' columns)
+    won = (
+        conform(deals, DEALS_SCHEMA)
+        .lazy()
+        .filter(pl.col("status") == "won")
+        .with_columns(at=pl.coalesce("closed_at", "created_at"))
+        .filter(pl.col("at").is_not_null() & (pl.col("at") <= as_of) & pl.col("customer").is_not_null())
+    )
     if pipelines:
         won = won.filter(pl.col("pipeline_id").is_in([str(p) for p in pipelines]))
     # money is summed in integer cents: exact, so no result depends on the order rows came in
     cents = (pl.col("amount").fill_null(0.0) * 100).round(0).cast(pl.Int64)
-    return won.select(
+    rows = won.select("customer", "at", cents.alias("cents"), pl.col("amount").is_null().alias("amount_missing"))
+    rows = rows.collect()
+    return rows.select(
         "customer",
         "at",
-        pl.col("at").map_batches(lambda at: local_days(at, tz), return_dtype=pl.Date).alias("day"),
-        (cents / 100).alias("amount"),
-        cents.alias("cents"),
-        pl.col("amount").is_null().alias("amount_missing"),
+        local_days(rows["at"], tz).alias("day"),
+        (pl.col("cents") / 100).alias("amount"),
+        "cents",
+        "amount_missing",
     )
 
 
@@ -316,15 +323,12 @@ def coded_features(
     cents = bought["cents"].to_numpy()
     count = grouping.count(code, n)
     has = count > 0
-    windows: dict[datetime | None, tuple[np.ndarray, np.ndarray]] = {}
-
-    def window(since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
+    since_abc = None if abc_window is None else as_of - abc_window
+    windows: dict[datetime | None, tuple[np.ndarray, np.ndarray]] = {}  # since → (count, cents) per customer
+    for since in (None, as_of - timedelta(days=365), as_of - timedelta(days=90), since_abc, as_of - rfm_window):
         if since not in windows:
             mask = None if since is None else at > _micros(since)
             windows[since] = (grouping.count(code, n, mask), grouping.total(code, cents, n, mask))
-        return windows[since]
-
-    since_abc = None if abc_window is None else as_of - abc_window
     first_at = grouping.smallest(code, at, n)
     last_at = grouping.largest(code, at, n)
 
@@ -347,6 +351,7 @@ def coded_features(
     two_plus = days.ends[days.ends > days.starts]
     last_gap[days.code[two_plus]] = days.value[two_plus] - days.value[two_plus - 1]
     first_cents = grouping.total(code, cents, n, day == first_day[code])
+    del days, repeat, gap, gap_code  # per-day temporaries: a few hundred MB on ten million deals
 
     # XYZ sums over complete periods [start, end], zero-filled from max(start, first purchase period)
     end = period_of(today, xyz_period) - 1
@@ -357,27 +362,31 @@ def coded_features(
     cells = grouping.distinct_pairs(in_code, in_period, start, xyz_periods)
     cell_cents = np.zeros(cells.code.size, dtype=np.int64)
     np.add.at(cell_cents, cells.index_of(in_code, in_period, start, xyz_periods), cents[inside])
+    cell_code = cells.code
+    del period, inside, in_code, in_period, cells
 
     last_touch = grouping.largest(touch_code, _epoch_us(touched["at"]), n)
     open_cents = (open_deals["amount"].fill_null(0.0) * 100).round(0).cast(pl.Int64).to_numpy()
 
     counts = {
         "purchases": count,
-        "purchases_365d": window(as_of - timedelta(days=365))[0],
-        "purchases_90d": window(as_of - timedelta(days=90))[0],
+        "purchases_365d": windows[as_of - timedelta(days=365)][0],
+        "purchases_90d": windows[as_of - timedelta(days=90)][0],
         "purchase_days": purchase_days,
         "open_deals": grouping.count(open_code, n),
-        "_rfm_f": window(as_of - rfm_window)[0],
+        "_rfm_f": windows[as_of - rfm_window][0],
         "_gaps": np.where(has, purchase_days - 1, 0),
     }
     money = {
-        "revenue_total": window(None)[1],
-        "revenue_365d": window(as_of - timedelta(days=365))[1],
-        "revenue_90d": window(as_of - timedelta(days=90))[1],
-        "revenue_window": window(since_abc)[1],
+        "revenue_total": windows[None][1],
+        "revenue_365d": windows[as_of - timedelta(days=365)][1],
+        "revenue_90d": windows[as_of - timedelta(days=90)][1],
+        "revenue_window": windows[since_abc][1],
         "open_amount": grouping.total(open_code, open_cents, n),
-        "_rfm_m": window(as_of - rfm_window)[1],
+        "_rfm_m": windows[as_of - rfm_window][1],
     }
+    amount_missing = grouping.count(code, n, bought["amount_missing"].to_numpy())
+    del at, day, cents  # the per-purchase arrays are done with
     has_touch = last_touch != grouping.INT64_MIN
     agg = pl.DataFrame(
         {
@@ -388,14 +397,14 @@ def coded_features(
             "last_touch": pl.Series(np.where(has_touch, last_touch, 0)),
             "_has": has,
             "_has_touch": has_touch,
-            "_amount_missing": grouping.count(code, n, bought["amount_missing"].to_numpy()).astype(np.uint32),
+            "_amount_missing": amount_missing.astype(np.uint32),
             "_first_day": first_day.astype(np.int32),
             "_last_day": last_day.astype(np.int32),
             "_first_cents": first_cents,
-            "_day_cents": window(None)[1],
+            "_day_cents": windows[None][1],
             "median_gap_days": median_gap,
             "_last_gap": last_gap.astype(np.int32),
-            "_cells": grouping.count(cells.code, n).astype(np.uint32),
+            "_cells": grouping.count(cell_code, n).astype(np.uint32),
         }
     )
     when_bought = ["first_purchase", "last_purchase", "_first_day", "_last_day", "_first_cents", "_day_cents"]
@@ -414,7 +423,7 @@ def coded_features(
     agg = agg.with_columns(pl.when("_has").then(series_len).cast(pl.Int64).fill_null(0).alias("_xyz_n"))
     # population variance of the zero-filled series from exact integer sums: (n·Σv² − (Σv)²) / n²
     xyz = (
-        pl.DataFrame({"_code": cells.code, "rev": pl.Series(cell_cents).cast(pl.Int128)})
+        pl.DataFrame({"_code": cell_code, "rev": pl.Series(cell_cents).cast(pl.Int128)})
         .group_by("_code")
         .agg(pl.col("rev").sum().alias("_xyz_sum"), (pl.col("rev") * pl.col("rev")).sum().alias("_xyz_sq"))
     )
