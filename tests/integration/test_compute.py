@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import timedelta
 
@@ -16,9 +17,12 @@ from segsync.compute.read import customer_state, segment_counts
 from segsync.compute.run import compute_source, parse_as_of
 from segsync.config import parse_rules
 from segsync.sandbox.store_loader import load_world
+from segsync.store import make_engine, upgrade
 from segsync.store import tables as t
 
 from .compute_world import AS_OF, tiny_world
+
+TEST_DB_IS_SQLITE = os.environ.get("SEGSYNC_TEST_DB", "sqlite") == "sqlite"
 
 RULES = """\
 timezone: Europe/Moscow
@@ -210,7 +214,7 @@ def test_persisting_waits_for_a_concurrent_writer_instead_of_failing(engine, mon
     "database is locked" (found by the crash-anywhere harness) when the pull committed between its read of
     the previous labels and its first write."""
     rules, source, sid = setup(engine)
-    read = persist.previous_labels
+    read = persist.previous_state
 
     def read_then_let_another_writer_in(conn, source_id):
         labels = read(conn, source_id)
@@ -219,7 +223,7 @@ def test_persisting_waits_for_a_concurrent_writer_instead_of_failing(engine, mon
         writer.join(1.0)  # a deferred transaction lets it commit now; an immediate one makes it wait for us
         return labels
 
-    monkeypatch.setattr(persist, "previous_labels", read_then_let_another_writer_in)
+    monkeypatch.setattr(persist, "previous_state", read_then_let_another_writer_in)
     summary = compute_source(engine, rules, source, sid, AS_OF)
     assert summary.counts["customers"] > 0 and labels_of(engine, sid)
 
@@ -227,3 +231,102 @@ def test_persisting_waits_for_a_concurrent_writer_instead_of_failing(engine, mon
 def _touch_runs(engine) -> None:
     with engine.begin() as conn:
         conn.execute(t.runs.insert().values(step="pull", status="ok", worker="other", started_at=AS_OF))
+
+
+@pytest.mark.skipif(not TEST_DB_IS_SQLITE, reason="the Arrow read is for SQLite")
+def test_arrow_read_matches_the_cursor_read_and_sees_committed_changes(engine):
+    """The ADBC child process (used for large SQLite stores) returns the same frames as the DBAPI cursor —
+    also after a committed change, which a second SQLite library inside this process would not see."""
+    _rules, source, sid = setup(engine)
+    with engine.begin() as conn:
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "102").values(amount_base=None))
+        conn.execute(
+            update(t.customers)
+            .where(t.customers.c.kind == "contact", t.customers.c.remote_id == "14")
+            .values(deleted_at=AS_OF)
+        )
+    with engine.connect() as conn:
+        by_cursor = load_source(conn, sid, source, arrow=False)
+        by_arrow = load_source(conn, sid, source, arrow=True)
+    for name in ("deals", "customers", "touches", "stages"):
+        assert getattr(by_arrow.inputs, name).equals(getattr(by_cursor.inputs, name)), name
+    assert by_arrow.counts == by_cursor.counts
+    assert "contact:14" not in by_arrow.inputs.customers["customer"].to_list()
+
+
+def _state_rows(engine, sid):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.segment_state.c.customer_kind,
+                t.segment_state.c.customer_id,
+                t.segment_state.c.labels,
+                t.segment_state.c.features,
+                t.segment_state.c.as_of,
+            )
+            .where(t.segment_state.c.source_id == sid)
+            .order_by(t.segment_state.c.customer_kind, t.segment_state.c.customer_id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_a_rerun_that_changes_a_few_customers_writes_the_same_state_as_a_first_run(engine, tmp_path, monkeypatch):
+    """Second run with a lead gone: on SQLite only that row is deleted (the rest only takes the new stamp),
+    yet the state is what a first run on the same data writes, and history has just the change."""
+    import segsync.compute.persist as persist
+
+    rules, source, sid = setup(engine)
+    first = compute_source(engine, rules, source, sid, AS_OF)
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.customers)
+            .where(t.customers.c.kind == "contact", t.customers.c.remote_id == "14")
+            .values(deleted_at=AS_OF)
+        )
+    deleted = []
+    real_delete = persist._delete_state
+    monkeypatch.setattr(
+        persist, "_delete_state", lambda c, s, rows: (deleted.append(rows.height), real_delete(c, s, rows))
+    )
+    second = compute_source(engine, rules, source, sid, AS_OF)
+    with engine.connect() as conn:
+        history = conn.execute(select(t.segment_history).where(t.segment_history.c.run_id == second.run_id)).all()
+        stamps = {r.run_id for r in conn.execute(select(t.segment_state.c.run_id))}
+    # same as-of: the rows that did not change keep the stamp of the run that wrote them (SQLite)
+    assert stamps == ({first.run_id} if TEST_DB_IS_SQLITE else {second.run_id})
+    assert {(h.customer_id, h.to_value) for h in history if h.customer_id == "14"} == {("14", None)}
+    assert 0 < len(history) == second.counts["transitions"]
+    assert deleted == ([1] if TEST_DB_IS_SQLITE else [])
+
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}") if TEST_DB_IS_SQLITE else engine
+    if fresh is engine:
+        return  # PostgreSQL rewrites the state every run: nothing incremental to compare
+    upgrade(fresh)
+    rules2, source2, sid2 = setup(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            update(t.customers)
+            .where(t.customers.c.kind == "contact", t.customers.c.remote_id == "14")
+            .values(deleted_at=AS_OF)
+        )
+    compute_source(fresh, rules2, source2, sid2, AS_OF)
+    assert _state_rows(engine, sid) == _state_rows(fresh, sid2)
+
+
+def test_base_currency_falls_back_to_the_one_the_connector_recorded(engine):
+    """Rules without ``base_currency``: an amount in the currency the connector recorded as the source's base
+    counts as is; with no base known anywhere it stays unknown (no rate for it either)."""
+    _rules, source, sid = setup(engine)
+    unset = source.model_copy(update={"base_currency": None})
+    with engine.begin() as conn:
+        conn.execute(update(t.deals).where(t.deals.c.remote_id == "102").values(amount_base=None, currency="KZT"))
+
+    def amounts(base: str | None) -> list:
+        with engine.begin() as conn:
+            conn.execute(update(t.sources).where(t.sources.c.id == sid).values(base_currency=base))
+        with engine.connect() as conn:
+            deals = load_source(conn, sid, unset).inputs.deals
+        return sorted(deals.filter(t_status("won") & (pl.col("customer") == "company:1"))["amount"].to_list(), key=str)
+
+    assert 1000.0 in amounts("KZT")
+    assert None in amounts(None)

@@ -24,7 +24,7 @@ import polars as pl
 from sqlalchemy import BigInteger, Connection, Float, Text, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.sql import ColumnElement
 
-from segsync.compute.bulk import fetch_frame, parse_sqlite_time
+from segsync.compute.bulk import fetch_frame, fetch_frames, json_fields, parse_sqlite_time, parse_sqlite_times
 from segsync.config.sources import SourceBase
 from segsync.segments.columns import ATTRIBUTE_COLUMNS
 from segsync.segments.engine import Inputs
@@ -78,99 +78,96 @@ def _read(conn: Connection, stmt: Any, schema: dict[str, pl.DataType]) -> pl.Dat
     return fetch_frame(conn, stmt, schema)
 
 
-def load_source(conn: Connection, source_id: int, source: SourceBase) -> Loaded:
-    """Everything the engine needs for one source (deleted rows excluded)."""
+def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: bool | None = None) -> Loaded:
+    """Everything the engine needs for one source (deleted rows excluded); ``arrow`` as in
+    :func:`~segsync.compute.bulk.fetch_frames`."""
     dialect = conn.dialect.name
     mode = source.customer
     fields = tuple(source.fields)
+    c, th, st = t.customers, t.touches, t.stages
+    customer_query = select(
+        c.c.kind,
+        c.c.remote_id,
+        c.c.name,
+        c.c.responsible_id,
+        c.c.company_id,
+        _time_sql(c.c.created_at, dialect),
+        _json_text(c.c.phones, dialect),
+        _json_text(c.c.emails, dialect),
+        _json_text(c.c.attrs, dialect),
+    ).where(_source_is(c, source_id, dialect), c.c.deleted_at.is_(None))
+    customer_schema = {
+        "kind": pl.String(),
+        "remote_id": pl.String(),
+        "name": pl.String(),
+        "responsible_id": pl.String(),
+        "company_id": pl.String(),
+        "created_at": _time_type(dialect),
+        "phones": pl.String(),
+        "emails": pl.String(),
+        "attrs": pl.String(),
+    }
+    touch_query = select(
+        th.c.customer_kind, th.c.customer_id, _time_sql(th.c.at, dialect).label("at"), th.c.completed
+    ).where(_source_is(th, source_id, dialect), th.c.deleted_at.is_(None))
+    touch_schema = {
+        "customer_kind": pl.String(),
+        "customer_id": pl.String(),
+        "at": _time_type(dialect),
+        "completed": pl.Boolean(),
+    }
+    stage_query = select(st.c.pipeline_id, st.c.stage_id, st.c.semantic, st.c.sort).where(
+        st.c.source_id == source_id, st.c.deleted_at.is_(None)
+    )
+    stage_schema = {"pipeline_id": pl.String(), "stage_id": pl.String(), "semantic": pl.String(), "sort": pl.Int64()}
+    customer_rows, deal_rows, touch_rows, stages = fetch_frames(
+        conn,
+        [
+            (customer_query, customer_schema),
+            (deal_query(source_id, source, dialect), deal_row_schema(dialect)),
+            (touch_query, touch_schema),
+            (stage_query, stage_schema),
+        ],
+        arrow=arrow,
+    )
 
     # customers ---------------------------------------------------------------------------------------
-    c = t.customers
-    customer_rows = _read(
-        conn,
-        select(
-            c.c.kind,
-            c.c.remote_id,
-            c.c.name,
-            c.c.responsible_id,
-            c.c.company_id,
-            _time_sql(c.c.created_at, dialect),
-            _json_text(c.c.phones, dialect),
-            _json_text(c.c.emails, dialect),
-            _json_text(c.c.attrs, dialect),
-        ).where(_source_is(c, source_id, dialect), c.c.deleted_at.is_(None)),
-        {
-            "kind": pl.String(),
-            "remote_id": pl.String(),
-            "name": pl.String(),
-            "responsible_id": pl.String(),
-            "company_id": pl.String(),
-            "created_at": _time_type(dialect),
-            "phones": pl.String(),
-            "emails": pl.String(),
-            "attrs": pl.String(),
-        },
-    )
-    attrs = pl.col("attrs")
-    attribute_columns = [attrs.str.json_path_match(f"$.{name}").alias(name) for name in ATTRIBUTE_COLUMNS]
+    customer_rows = _times(customer_rows, ["created_at"], dialect)
+    attributes = json_fields(customer_rows["attrs"], [*ATTRIBUTE_COLUMNS, "type", "source"])
     customers = customer_rows.with_columns(
         (pl.col("kind") + ":" + pl.col("remote_id")).alias("customer"),
-        _ts_of("created_at", dialect),
         pl.col("phones").str.json_decode(pl.List(pl.String())).fill_null([]),
         pl.col("emails").str.json_decode(pl.List(pl.String())).fill_null([]),
-        *attribute_columns,
-        _customer_type(attrs),
-        *[_field(attrs, key, crm) for key, crm in source.fields.items()],
-    ).with_columns(pl.col("channel").fill_null(attrs.str.json_path_match("$.source")))
+        *[attributes[name] for name in ATTRIBUTE_COLUMNS],
+        _customer_type(attributes["type"]),
+        *[_field(customer_rows["attrs"], key, crm) for key, crm in source.fields.items()],
+    ).with_columns(pl.col("channel").fill_null(attributes["source"]))
 
     # deals --------------------------------------------------------------------------------------------
-    deal_rows = _read(conn, deal_query(source_id, source, dialect), deal_row_schema(dialect))
-    deals = deal_rows.with_columns(_deal_customer(mode), _ts_of("closed_at", dialect), _ts_of("created_at", dialect))
+    deals = _times(deal_rows.with_columns(_deal_customer(mode)), ["closed_at", "created_at"], dialect)
     unassigned = int(deals["customer"].null_count())
     deals = deals.drop_nulls("customer").drop("company_id", "contact_id")
 
     # who is analysed: the mode's customers plus anyone a deal points at
-    in_deals = deals.select("customer").unique()
     if mode == "contact":
         universe = customers.filter(pl.col("kind") == "contact")
     elif mode == "company":
         universe = customers.filter(pl.col("kind") == "company")
     else:
+        # a company's contact is a customer of its own only through a deal without the company
+        own_deals = deal_rows.filter(pl.col("company_id").is_null()).select(
+            ("contact:" + pl.col("contact_id")).alias("customer")
+        )
         universe = customers.filter(
             (pl.col("kind") == "company")
             | pl.col("company_id").is_null()
-            | pl.col("customer").is_in(in_deals["customer"].implode())
+            | pl.col("customer").is_in(own_deals["customer"].drop_nulls().unique().implode())
         )
     universe = universe.drop("attrs")
 
     # touches ------------------------------------------------------------------------------------------
-    th = t.touches
-    touch_rows = _read(
-        conn,
-        select(
-            th.c.customer_kind,
-            th.c.customer_id,
-            _time_sql(th.c.at, dialect).label("at"),
-            th.c.completed,
-        ).where(_source_is(th, source_id, dialect), th.c.deleted_at.is_(None)),
-        {
-            "customer_kind": pl.String(),
-            "customer_id": pl.String(),
-            "at": _time_type(dialect),
-            "completed": pl.Boolean(),
-        },
-    )
-    touches = _touch_customers(touch_rows, customers, mode).with_columns(_ts_of("at", dialect))
+    touches = _times(_touch_customers(touch_rows, customers, mode), ["at"], dialect)
 
-    # stages -------------------------------------------------------------------------------------------
-    st = t.stages
-    stages = _read(
-        conn,
-        select(st.c.pipeline_id, st.c.stage_id, st.c.semantic, st.c.sort).where(
-            st.c.source_id == source_id, st.c.deleted_at.is_(None)
-        ),
-        {"pipeline_id": pl.String(), "stage_id": pl.String(), "semantic": pl.String(), "sort": pl.Int64()},
-    )
     counts = {
         "customers": universe.height,
         "deals": deals.height,
@@ -181,6 +178,12 @@ def load_source(conn: Connection, source_id: int, source: SourceBase) -> Loaded:
     }
     inputs = Inputs(deals=deals, customers=universe, touches=touches, stages=stages)
     return Loaded(inputs=inputs, fields=fields, counts=counts)
+
+
+def _times(frame: pl.DataFrame, names: list[str], dialect: str) -> pl.DataFrame:
+    if dialect == "sqlite":
+        return frame.with_columns(parse_sqlite_times(frame[name]) for name in names)
+    return frame.with_columns(_ts_of(name, dialect) for name in names)
 
 
 def deal_row_schema(dialect: str) -> dict[str, pl.DataType]:
@@ -197,7 +200,8 @@ def deal_row_schema(dialect: str) -> dict[str, pl.DataType]:
 
 
 def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) -> Any:
-    """Non-deleted deals of a source with the amount in the base currency and epoch-second times."""
+    """Non-deleted deals of a source with the amount in the base currency (the rules', else the source's as
+    the connector recorded it) and the store's time text (SQLite) or epoch microseconds (PostgreSQL)."""
     d, cur = t.deals, t.currencies
     rate = (
         select(cast(cur.c.rate, Float))
@@ -205,8 +209,10 @@ def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) ->
         .limit(1)
         .scalar_subquery()
     )
-    base = source.base_currency
-    same_currency = d.c.currency.is_(None) if base is None else or_(d.c.currency.is_(None), d.c.currency == base)
+    # the rules' base currency, else the one the connector recorded for the source (NULL: unknown)
+    recorded = select(t.sources.c.base_currency).where(t.sources.c.id == source_id).scalar_subquery()
+    base = literal(source.base_currency) if source.base_currency else recorded
+    same_currency = or_(d.c.currency.is_(None), d.c.currency == base)
     amount = func.coalesce(
         _money(d.c.amount_base, dialect),
         _money(d.c.amount, dialect) * rate,
@@ -268,8 +274,8 @@ def _touch_customers(touches: pl.DataFrame, customers: pl.DataFrame, mode: str) 
     return joined.select(key.alias("customer"), "at", "completed").drop_nulls("customer")
 
 
-def _customer_type(attrs: pl.Expr) -> pl.Expr:
-    raw = attrs.str.json_path_match("$.type").str.to_lowercase()
+def _customer_type(declared: pl.Series) -> pl.Expr:
+    raw = pl.lit(declared).str.to_lowercase()
     return (
         pl.when(raw.is_in(["b2b", "company", "legal", "юл", "юрлицо"]))
         .then(pl.lit("b2b"))
@@ -279,10 +285,12 @@ def _customer_type(attrs: pl.Expr) -> pl.Expr:
     )
 
 
-def _field(attrs: pl.Expr, key: str, crm_field: str) -> pl.Expr:
+def _field(attrs: pl.Series, key: str, crm_field: str) -> pl.Series:
     """A ``fields:`` mapping: the connector's value under the feature name, else under the CRM field name."""
-    by_key = attrs.str.json_path_match(f"$.{key}")
-    by_crm = attrs.str.json_path_match(f"$['{crm_field}']") if "'" not in crm_field else pl.lit(None, pl.String)
+    by_key = json_fields(attrs, [key])[key]
+    if "'" in crm_field:
+        return by_key.alias(key)
+    by_crm = json_fields(attrs, [crm_field], paths={crm_field: f"$['{crm_field}']"})[crm_field]
     return by_key.fill_null(by_crm).alias(key)
 
 

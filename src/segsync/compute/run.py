@@ -90,9 +90,9 @@ def compute_source(
         summary.timings["engine_s"] = time.perf_counter() - tick
         tick = time.perf_counter()
         now = now_utc()
-        # IMMEDIATE: write_state reads the previous labels, then writes; a deferred transaction on SQLite
-        # fails at once with "database is locked" when another writer (a pull of another source) committed
-        # in between, since a read cannot wait its way into a write.
+        # IMMEDIATE: the state is read and then written in one transaction; a deferred one would have to turn
+        # its read into a write, which SQLite refuses at once ("database is locked") when another source's run
+        # committed in between
         with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
             written = write_state(conn, source_id, run_id, result, now)
             write_fits(conn, source_id, run_id, result.fits, as_of, now)

@@ -16,14 +16,22 @@ import numpy as np
 import polars as pl
 
 from segsync.config.segments import SegmentsConfig
-from segsync.segments import btyd
+from segsync.segments import btyd, grouping
 from segsync.segments.abc import abc_classes
 from segsync.segments.churn import churn_flag, usual_cycle
 from segsync.segments.cohorts import cohort_table, month_index
 from segsync.segments.columns import FEATURE_COLUMNS, where_columns
 from segsync.segments.expr import parse
-from segsync.segments.features import DEALS_SCHEMA, STAGES_SCHEMA, as_of_day, conform, features, purchases
-from segsync.segments.lifecycle import READINESS, lead_readiness, lifecycle_stages, stage_readiness
+from segsync.segments.features import (
+    DEALS_SCHEMA,
+    STAGES_SCHEMA,
+    Features,
+    as_of_day,
+    coded_features,
+    conform,
+    purchases,
+)
+from segsync.segments.lifecycle import READINESS, deal_readiness, lifecycle_stages, stage_readiness
 from segsync.segments.names import rfm_rules
 from segsync.segments.quality import Quality, data_quality
 from segsync.segments.rfm import rfm_scores, rfm_segments
@@ -135,7 +143,7 @@ def run(
         stages=conform(inputs.stages, STAGES_SCHEMA),
     )
     purchase_rows = purchases(inputs.deals, as_of, tz, pipelines)
-    frame = features(
+    coded = coded_features(
         inputs.deals,
         as_of,
         customers=inputs.customers,
@@ -148,6 +156,8 @@ def run(
         pipelines=pipelines,
         bought=purchase_rows,
     )
+    frame = coded.frame
+    purchase_rows = purchase_rows.select("day", "cents")  # all the cohorts need: let the rest go
     n = frame.height
     for name in fields:  # mapped CRM fields always exist as columns, even when no customer has them
         if name not in frame.columns:
@@ -215,7 +225,7 @@ def run(
         pl.Series("cycle_source", np.where(bought, cycle_source, None), dtype=pl.String),
     )
     recency = frame["recency_days"].fill_null(np.nan).to_numpy()
-    frame = _lifecycle(frame, config, inputs, as_of, cycle, recency)
+    frame = _lifecycle(frame, config, inputs, coded, cycle, recency)
     if config.churn.enabled:
         frame = frame.with_columns(pl.Series("churn_flag", churn_flag(recency, cycle, config.churn.factor) & bought))
     else:
@@ -236,7 +246,9 @@ def run(
 
     # reports
     if config.cohorts.enabled:
-        bought_rows = purchase_rows.select("customer", month_index(pl.col("day")).alias("month"), "amount")
+        bought_rows = purchase_rows.select(
+            pl.Series("customer", coded.purchase_code), month_index(pl.col("day")).alias("month"), "cents"
+        )
         result.cohorts = cohort_table(bought_rows, _month_of(as_of, tz), config.cohorts.months)
     if quality:
         result.quality = data_quality(
@@ -296,7 +308,7 @@ def _lifecycle(
     frame: pl.DataFrame,
     config: SegmentsConfig,
     inputs: Inputs,
-    as_of: datetime,
+    coded: Features,
     cycle: np.ndarray,
     recency: np.ndarray,
 ) -> pl.DataFrame:
@@ -315,16 +327,13 @@ def _lifecycle(
         lapsed_factor=lc.lapsed_factor,
         lost_factor=lc.lost_factor,
     )
-    frame = frame.with_columns(pl.Series("lifecycle", stages, dtype=pl.String))
-    open_deals = inputs.deals.filter(
-        (pl.col("status") == "open") & (pl.col("created_at").is_null() | (pl.col("created_at") <= as_of))
-    )
     ranks = stage_readiness(inputs.stages, lc.readiness, lc.readiness_unmapped)
-    warmest = lead_readiness(open_deals, ranks)
-    frame = frame.join(warmest, on="customer", how="left")
-    level = pl.col("readiness_rank").fill_null(0).replace_strict(dict(enumerate(READINESS)), return_dtype=pl.String)
-    return frame.with_columns(pl.when(pl.col("lifecycle") == "lead").then(level).alias("readiness")).drop(
-        "readiness_rank"
+    warmest = deal_readiness(coded.open_deals, ranks)  # the warmest open deal per customer (lead_readiness)
+    rank = grouping.largest(coded.open_code, warmest, coded.size)[coded.row_code]
+    level = pl.Series(np.maximum(rank, 0)).replace_strict(dict(enumerate(READINESS)), return_dtype=pl.String)
+    return frame.with_columns(
+        pl.Series("lifecycle", stages, dtype=pl.String),
+        pl.when(pl.Series(stages == "lead")).then(level).alias("readiness"),
     )
 
 
@@ -377,7 +386,7 @@ def _churn_model(
             spend = btyd.expected_spend(gg.values(), x, m_x)
             outputs["expected_spend"][idx] = spend
             if fit.fitted:
-                outputs["clv"][idx] = _clv(churn.model, fit.values(), spend, x, t_x, T, config)
+                outputs["clv"][idx] = _clv(churn.model, fit.values(), spend, grouped, config)
     columns = [pl.Series(name, values).fill_nan(None) for name, values in outputs.items()]
     frame = frame.with_columns(
         *columns, pl.Series("churn_risk", risk if churn.enabled else [None] * n, dtype=pl.String)
@@ -385,10 +394,9 @@ def _churn_model(
     return frame, fits
 
 
-def _clv(model: str, params: tuple[float, ...], spend, x, t_x, T, config: SegmentsConfig) -> np.ndarray:
+def _clv(model: str, params: tuple[float, ...], spend, grouped: btyd.Grouped, config: SegmentsConfig) -> np.ndarray:
     """CLV = E[M] × discounted expected purchases; the purchase part depends only on (x, t_x, T), so it is
     computed once per distinct row."""
-    grouped = btyd.group_rows(x, t_x, T)
     gx, gt, gT = grouped.columns
     per_unit = btyd.clv(
         model,  # type: ignore[arg-type]

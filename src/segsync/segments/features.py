@@ -19,10 +19,13 @@ engine's internals (BTYD inputs, XYZ sums) and are not persisted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
+from segsync.segments import grouping
 from segsync.segments.columns import ATTRIBUTE_COLUMNS
 
 UTC_DT = pl.Datetime("us", "UTC")
@@ -56,6 +59,37 @@ STAGES_SCHEMA: dict[str, pl.DataType] = {
     "sort": pl.Int64(),
 }
 Period = str  # week | month | quarter
+#: the per-customer aggregates in the order the frame carries them (after the customer attributes)
+_AGGREGATES = (
+    "purchases",
+    "revenue_total",
+    "first_purchase",
+    "last_purchase",
+    "revenue_365d",
+    "revenue_90d",
+    "purchases_365d",
+    "purchases_90d",
+    "revenue_window",
+    "_rfm_f",
+    "_rfm_m",
+    "_amount_missing",
+    "purchase_days",
+    "_first_day",
+    "_last_day",
+    "_first_cents",
+    "_day_cents",
+    "median_gap_days",
+    "_last_gap",
+    "_gaps",
+    "_first_period",
+    "_xyz_n",
+    "_xyz_k",
+    "_xyz_rev",
+    "_xyz_ss_n2",
+    "last_touch",
+    "open_deals",
+    "open_amount",
+)
 
 
 def conform(frame: pl.DataFrame | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -88,6 +122,52 @@ def local_day(ts: pl.Expr, tz: str) -> pl.Expr:
     return ts.dt.convert_time_zone(tz).dt.date()
 
 
+_QUARTER_HOUR_US = 900_000_000
+_MAX_BUCKETS = 4_000_000  # ~114 years of quarter hours
+
+
+def local_days(at: pl.Series, tz: str) -> pl.Series:
+    """:func:`local_day` for a whole column, fast: the local date is looked up per UTC quarter hour (a few
+    hundred thousand over years of data) instead of converting every timestamp. A quarter hour whose ends
+    have different dates or UTC offsets (a date line or a time-zone transition inside it) is converted
+    row by row, so the result is exactly the row-by-row one."""
+    if tz == "UTC" or at.len() < 1000:
+        return at.dt.convert_time_zone(tz).dt.date()
+    micros = at.dt.epoch("us").to_numpy()
+    valid = ~np.isnan(micros) if micros.dtype.kind == "f" else np.ones(micros.size, dtype=bool)
+    if not valid.all():
+        return at.dt.convert_time_zone(tz).dt.date()
+    bucket = micros // _QUARTER_HOUR_US
+    low = int(bucket.min())
+    span = int(bucket.max()) - low + 1
+    if span > _MAX_BUCKETS:
+        return at.dt.convert_time_zone(tz).dt.date()
+    starts = pl.Series((low + np.arange(span + 1, dtype=np.int64)) * _QUARTER_HOUR_US)
+    edges = pl.DataFrame({"utc": pl.from_epoch(starts, time_unit="us").dt.replace_time_zone("UTC")})
+    edges = edges.select(
+        pl.col("utc").dt.convert_time_zone(tz).dt.date().cast(pl.Int32).alias("day"),
+        (pl.col("utc").dt.convert_time_zone(tz).dt.replace_time_zone(None).dt.epoch("us") - starts).alias("offset"),
+    )
+    day, offset = edges["day"].to_numpy(), edges["offset"].to_numpy()
+    # the last instant of each quarter hour has the next start's offset only if a transition is at the boundary
+    end_day = (
+        pl.DataFrame({"utc": pl.from_epoch(starts[1:] - 1, time_unit="us").dt.replace_time_zone("UTC")})
+        .select(pl.col("utc").dt.convert_time_zone(tz).dt.date().cast(pl.Int32))
+        .to_series()
+        .to_numpy()
+    )
+    steady = (day[:-1] == end_day) & (offset[:-1] == offset[1:])
+    index = bucket - low
+    days = day[:-1][index]
+    out = pl.Series(at.name, days, dtype=pl.Int32).cast(pl.Date)
+    unsteady = ~steady[index]
+    if unsteady.any():
+        rows = np.flatnonzero(unsteady)
+        exact = at.gather(rows).dt.convert_time_zone(tz).dt.date()
+        out = out.scatter(rows, exact)
+    return out
+
+
 def as_of_day(as_of: datetime, tz: str) -> date:
     from zoneinfo import ZoneInfo
 
@@ -97,20 +177,27 @@ def as_of_day(as_of: datetime, tz: str) -> date:
 def purchases(deals: pl.DataFrame, as_of: datetime, tz: str, pipelines: Sequence[str] | None = None) -> pl.DataFrame:
     """Won deals up to ``as_of``: customer, at, day, amount (unknown amount counts as 0)."""
     as_of = as_of.astimezone(UTC)
-    deals = conform(deals, DEALS_SCHEMA)
-    won = deals.filter(pl.col("status") == "won").with_columns(at=pl.coalesce("closed_at", "created_at"))
-    won = won.filter(pl.col("at").is_not_null() & (pl.col("at") <= as_of) & pl.col("customer").is_not_null())
+    # lazy, so that only the columns used are filtered (an eager filter copied all of 10M deals' columns)
+    won = (
+        conform(deals, DEALS_SCHEMA)
+        .lazy()
+        .filter(pl.col("status") == "won")
+        .with_columns(at=pl.coalesce("closed_at", "created_at"))
+        .filter(pl.col("at").is_not_null() & (pl.col("at") <= as_of) & pl.col("customer").is_not_null())
+    )
     if pipelines:
         won = won.filter(pl.col("pipeline_id").is_in([str(p) for p in pipelines]))
     # money is summed in integer cents: exact, so no result depends on the order rows came in
     cents = (pl.col("amount").fill_null(0.0) * 100).round(0).cast(pl.Int64)
-    return won.select(
+    rows = won.select("customer", "at", cents.alias("cents"), pl.col("amount").is_null().alias("amount_missing"))
+    rows = rows.collect()
+    return rows.select(
         "customer",
         "at",
-        local_day(pl.col("at"), tz).alias("day"),
-        (cents / 100).alias("amount"),
-        cents.alias("cents"),
-        pl.col("amount").is_null().alias("amount_missing"),
+        local_days(rows["at"], tz).alias("day"),
+        (pl.col("cents") / 100).alias("amount"),
+        "cents",
+        "amount_missing",
     )
 
 
@@ -138,16 +225,14 @@ def revenue_series(bought: pl.DataFrame, as_of: datetime, tz: str, period: Perio
     )
 
 
-def _window_sum(column: str, since: datetime | None) -> pl.Expr:
-    """Revenue (from integer cents, exact) of purchases after ``since``."""
-    cents = pl.col("cents") if since is None else pl.col("cents").filter(pl.col("at") > since)
-    return cents.sum() / 100
+def _micros(at: datetime) -> int:
+    """Epoch microseconds of an aware datetime (the unit of the ``at`` columns)."""
+    delta = at.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _window_count(since: datetime | None) -> pl.Expr:
-    if since is None:
-        return pl.len()
-    return (pl.col("at") > since).sum()
+def _epoch_us(series: pl.Series) -> np.ndarray:
+    return series.dt.epoch("us").to_numpy()
 
 
 def features(
@@ -166,6 +251,52 @@ def features(
 ) -> pl.DataFrame:
     """One row per customer (sorted by ``customer``) with the feature columns of
     :data:`~segsync.segments.columns.FEATURE_COLUMNS` that come from data, plus ``_``-prefixed internals."""
+    return coded_features(
+        deals,
+        as_of,
+        customers=customers,
+        touches=touches,
+        tz=tz,
+        abc_window=abc_window,
+        rfm_window=rfm_window,
+        xyz_period=xyz_period,
+        xyz_periods=xyz_periods,
+        pipelines=pipelines,
+        bought=bought,
+    ).frame
+
+
+@dataclass(frozen=True)
+class Features:
+    """The feature frame and the customer codes behind it, so that the engine's later per-customer steps
+    (cohorts, lead readiness) reuse the one encoding of the keys instead of hashing strings again."""
+
+    frame: pl.DataFrame
+    size: int  # number of customer codes
+    row_code: np.ndarray  # per frame row
+    purchase_code: np.ndarray  # per row of the purchases frame
+    open_deals: pl.DataFrame  # open deals up to as_of with a customer
+    open_code: np.ndarray  # per row of open_deals
+
+
+def coded_features(
+    deals: pl.DataFrame,
+    as_of: datetime,
+    *,
+    customers: pl.DataFrame | None = None,
+    touches: pl.DataFrame | None = None,
+    tz: str = "UTC",
+    abc_window: timedelta | None = timedelta(days=365),
+    rfm_window: timedelta = timedelta(days=365),
+    xyz_period: Period = "month",
+    xyz_periods: int = 12,
+    pipelines: Sequence[str] | None = None,
+    bought: pl.DataFrame | None = None,
+) -> Features:
+    """:func:`features` with its customer codes.
+
+    Customer keys are encoded once (:mod:`.grouping`); every aggregate is then an integer scatter or a sort
+    of packed integers, which keeps ten million deals within seconds and a few hundred MB."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     as_of = as_of.astimezone(UTC)
@@ -173,112 +304,162 @@ def features(
     today = as_of_day(as_of, tz)
     today_n = (today - date(1970, 1, 1)).days
     bought = purchases(deals, as_of, tz, pipelines) if bought is None else bought
-
-    since_365 = as_of - timedelta(days=365)
-    since_90 = as_of - timedelta(days=90)
-    since_abc = None if abc_window is None else as_of - abc_window
-    since_rfm = as_of - rfm_window
-    per_customer = bought.group_by("customer").agg(
-        pl.len().alias("purchases"),
-        _window_sum("amount", None).alias("revenue_total"),
-        pl.col("at").min().alias("first_purchase"),
-        pl.col("at").max().alias("last_purchase"),
-        _window_sum("amount", since_365).alias("revenue_365d"),
-        _window_sum("amount", since_90).alias("revenue_90d"),
-        _window_count(since_365).alias("purchases_365d"),
-        _window_count(since_90).alias("purchases_90d"),
-        _window_sum("amount", since_abc).alias("revenue_window"),
-        _window_count(since_rfm).alias("_rfm_f"),
-        _window_sum("amount", since_rfm).alias("_rfm_m"),
-        pl.col("amount_missing").sum().alias("_amount_missing"),
+    base = conform(customers, CUSTOMERS_SCHEMA)
+    touched = conform(touches, TOUCHES_SCHEMA).filter(
+        (pl.col("at") <= as_of) & pl.col("completed").fill_null(True) & pl.col("customer").is_not_null()
     )
+    open_deals = deals.filter(
+        (pl.col("status") == "open")
+        & pl.col("customer").is_not_null()
+        & (pl.col("created_at").is_null() | (pl.col("created_at") <= as_of))
+    )
+    # everyone in the CRM, plus anyone a purchase, an open deal or a touch points at
+    codes = grouping.encode(base["customer"], bought["customer"], open_deals["customer"], touched["customer"])
+    n = codes.size
+    base_code, code, open_code, touch_code = codes.of
+
+    # purchases: counts and exact cent sums, all time and per window
+    at = _epoch_us(bought["at"])
+    cents = bought["cents"].to_numpy()
+    count = grouping.count(code, n)
+    has = count > 0
+    since_abc = None if abc_window is None else as_of - abc_window
+    windows: dict[datetime | None, tuple[np.ndarray, np.ndarray]] = {}  # since → (count, cents) per customer
+    for since in (None, as_of - timedelta(days=365), as_of - timedelta(days=90), since_abc, as_of - rfm_window):
+        if since not in windows:
+            mask = None if since is None else at > _micros(since)
+            windows[since] = (grouping.count(code, n, mask), grouping.total(code, cents, n, mask))
+    first_at = grouping.smallest(code, at, n)
+    last_at = grouping.largest(code, at, n)
 
     # one row per purchase day: BTYD counts a day once (CDNOW convention), gaps are between days
-    days = (
-        bought.group_by("customer", "day")
-        .agg(pl.col("cents").sum())
-        .with_columns(pl.col("day").cast(pl.Int32).alias("dayn"))
-    )
-    ordered = pl.col("dayn").sort()
-    gaps = ordered.diff().drop_nulls()
-    per_day = days.group_by("customer").agg(  # per-group sorts: cheaper than one global sort of every day
-        pl.len().alias("purchase_days"),
-        pl.col("dayn").min().alias("_first_day"),
-        pl.col("dayn").max().alias("_last_day"),
-        pl.col("cents").sort_by("dayn").first().alias("_first_cents"),
-        pl.col("cents").sum().alias("_day_cents"),
-        gaps.median().alias("median_gap_days"),
-        gaps.last().alias("_last_gap"),
-        gaps.len().alias("_gaps"),
-        period_index(pl.col("day").min(), xyz_period).alias("_first_period"),
-    )
+    day = bought["day"].cast(pl.Int32).to_numpy().astype(np.int64)
+    low = int(day.min()) if day.size else 0
+    span = int(day.max()) - low + 1 if day.size else 1
+    days = grouping.distinct_pairs(code, day, low, span)
+    purchase_days = grouping.count(days.code, n)
+    first_day = np.zeros(n, dtype=np.int64)
+    last_day = np.zeros(n, dtype=np.int64)
+    first_day[days.code[days.starts]] = days.value[days.starts]
+    last_day[days.code[days.ends]] = days.value[days.ends]
+    repeat = np.ones(days.code.size, dtype=bool)
+    repeat[days.starts] = False  # a pair that is not its customer's first day closes a gap
+    gap = np.diff(days.value, prepend=0)[repeat]
+    gap_code = days.code[repeat]
+    median_gap = grouping.segment_median(gap_code, gap, span, n)
+    last_gap = np.zeros(n, dtype=np.int64)
+    two_plus = days.ends[days.ends > days.starts]
+    last_gap[days.code[two_plus]] = days.value[two_plus] - days.value[two_plus - 1]
+    first_cents = grouping.total(code, cents, n, day == first_day[code])
+    del days, repeat, gap, gap_code  # per-day temporaries: a few hundred MB on ten million deals
 
     # XYZ sums over complete periods [start, end], zero-filled from max(start, first purchase period)
     end = period_of(today, xyz_period) - 1
     start = end - xyz_periods + 1
-    in_series = (
-        bought.with_columns(period=period_index(pl.col("day"), xyz_period))
-        .filter(pl.col("period").is_between(start, end))
-        .group_by("customer", "period")
-        .agg(pl.col("cents").sum().cast(pl.Int128).alias("rev"))
+    period = bought.select(period_index(pl.col("day"), xyz_period)).to_series().to_numpy().astype(np.int64)
+    inside = (period >= start) & (period <= end)
+    in_code, in_period = code[inside], period[inside]
+    cells = grouping.distinct_pairs(in_code, in_period, start, xyz_periods)
+    cell_cents = np.zeros(cells.code.size, dtype=np.int64)
+    np.add.at(cell_cents, cells.index_of(in_code, in_period, start, xyz_periods), cents[inside])
+    cell_code = cells.code
+    del period, inside, in_code, in_period, cells
+
+    last_touch = grouping.largest(touch_code, _epoch_us(touched["at"]), n)
+    open_cents = (open_deals["amount"].fill_null(0.0) * 100).round(0).cast(pl.Int64).to_numpy()
+
+    counts = {
+        "purchases": count,
+        "purchases_365d": windows[as_of - timedelta(days=365)][0],
+        "purchases_90d": windows[as_of - timedelta(days=90)][0],
+        "purchase_days": purchase_days,
+        "open_deals": grouping.count(open_code, n),
+        "_rfm_f": windows[as_of - rfm_window][0],
+        "_gaps": np.where(has, purchase_days - 1, 0),
+    }
+    money = {
+        "revenue_total": windows[None][1],
+        "revenue_365d": windows[as_of - timedelta(days=365)][1],
+        "revenue_90d": windows[as_of - timedelta(days=90)][1],
+        "revenue_window": windows[since_abc][1],
+        "open_amount": grouping.total(open_code, open_cents, n),
+        "_rfm_m": windows[as_of - rfm_window][1],
+    }
+    amount_missing = grouping.count(code, n, bought["amount_missing"].to_numpy())
+    del at, day, cents  # the per-purchase arrays are done with
+    has_touch = last_touch != grouping.INT64_MIN
+    agg = pl.DataFrame(
+        {
+            **{name: pl.Series(name, values, dtype=pl.Int64) for name, values in counts.items()},
+            **{name: pl.Series(name, values, dtype=pl.Int64) for name, values in money.items()},
+            "first_purchase": pl.Series(np.where(has, first_at, 0)),
+            "last_purchase": pl.Series(np.where(has, last_at, 0)),
+            "last_touch": pl.Series(np.where(has_touch, last_touch, 0)),
+            "_has": has,
+            "_has_touch": has_touch,
+            "_amount_missing": amount_missing.astype(np.uint32),
+            "_first_day": first_day.astype(np.int32),
+            "_last_day": last_day.astype(np.int32),
+            "_first_cents": first_cents,
+            "_day_cents": windows[None][1],
+            "median_gap_days": median_gap,
+            "_last_gap": last_gap.astype(np.int32),
+            "_cells": grouping.count(cell_code, n).astype(np.uint32),
+        }
+    )
+    when_bought = ["first_purchase", "last_purchase", "_first_day", "_last_day", "_first_cents", "_day_cents"]
+    when_bought.append("_amount_missing")
+    agg = agg.with_columns(
+        *[(pl.col(name) / 100).alias(name) for name in money],  # polars' division, as the sums always had
+        *[pl.when("_has").then(pl.col(c)).alias(c) for c in when_bought],
+        pl.when(pl.col("_gaps") > 0).then(pl.col("_last_gap")).alias("_last_gap"),
+        pl.col("median_gap_days").fill_nan(None),
+        pl.when("_has_touch").then(pl.col("last_touch")).alias("last_touch"),
+    ).with_columns(
+        pl.col(["first_purchase", "last_purchase", "last_touch"]).cast(UTC_DT),
+        period_index(pl.col("_first_day").cast(pl.Date), xyz_period).alias("_first_period"),
     )
     series_len = (pl.lit(end) - pl.max_horizontal(pl.col("_first_period"), pl.lit(start)) + 1).clip(lower_bound=0)
-    lengths = per_day.select("customer", series_len.cast(pl.Int64).alias("_xyz_n"))
+    agg = agg.with_columns(pl.when("_has").then(series_len).cast(pl.Int64).fill_null(0).alias("_xyz_n"))
     # population variance of the zero-filled series from exact integer sums: (n·Σv² − (Σv)²) / n²
-    xyz = in_series.group_by("customer").agg(
-        pl.len().alias("_xyz_k"),
-        pl.col("rev").sum().alias("_xyz_sum"),
-        (pl.col("rev") * pl.col("rev")).sum().alias("_xyz_sq"),
+    xyz = (
+        pl.DataFrame({"_code": cell_code, "rev": pl.Series(cell_cents).cast(pl.Int128)})
+        .group_by("_code")
+        .agg(pl.col("rev").sum().alias("_xyz_sum"), (pl.col("rev") * pl.col("rev")).sum().alias("_xyz_sq"))
     )
-    xyz = xyz.join(lengths, on="customer").select(
-        "customer",
-        "_xyz_k",
-        (pl.col("_xyz_sum").cast(pl.Float64) / 100).alias("_xyz_rev"),
-        (
-            (pl.col("_xyz_n").cast(pl.Int128) * pl.col("_xyz_sq") - pl.col("_xyz_sum") * pl.col("_xyz_sum")).cast(
-                pl.Float64
-            )
-            / 10_000.0
-        ).alias("_xyz_ss_n2"),
+    at_code = xyz["_code"].to_numpy()
+    sums = np.zeros(n, dtype=np.float64)
+    spread = np.full(n, np.nan)
+    if xyz.height:
+        length = pl.Series(agg["_xyz_n"].to_numpy()[at_code]).cast(pl.Int128)
+        sums[at_code] = xyz["_xyz_sum"].cast(pl.Float64).to_numpy()
+        spread[at_code] = (length * xyz["_xyz_sq"] - xyz["_xyz_sum"] * xyz["_xyz_sum"]).cast(pl.Float64).to_numpy()
+    agg = agg.with_columns(
+        pl.col("_cells").alias("_xyz_k"),
+        (pl.Series("_xyz_rev", sums) / 100),
+        (pl.Series("_xyz_ss_n2", spread).fill_nan(None) / 10_000.0),
     )
 
-    touches = conform(touches, TOUCHES_SCHEMA)
-    last_touch = (
-        touches.filter((pl.col("at") <= as_of) & pl.col("completed").fill_null(True))
-        .group_by("customer")
-        .agg(pl.col("at").max().alias("last_touch"))
-    )
-    open_deals = (
-        deals.filter(
-            (pl.col("status") == "open")
-            & pl.col("customer").is_not_null()
-            & (pl.col("created_at").is_null() | (pl.col("created_at") <= as_of))
+    known = base_code[base_code >= 0]
+    if np.bincount(known, minlength=n).max(initial=0) <= 1:  # the usual case: every customer once in the CRM
+        at_row = np.full(n, -1, dtype=np.int64)
+        at_row[known] = np.flatnonzero(base_code >= 0)
+        attributes = base.drop("customer").select(pl.all().gather(pl.Series(at_row).replace(-1, None)))
+        row_code = np.arange(n, dtype=np.int64)
+        parts = [pl.DataFrame(codes.keys), attributes, agg]
+    else:  # duplicate customer rows stay duplicated, as a join on the key would have it
+        joined = pl.DataFrame({"_code": np.arange(n, dtype=np.int64)}).join(
+            base.with_columns(pl.Series("_code", base_code)).filter(pl.col("_code") >= 0).drop("customer"),
+            on="_code",
+            how="left",
+            maintain_order="left",
         )
-        .group_by("customer")
-        .agg(
-            pl.len().alias("open_deals"),
-            ((pl.col("amount").fill_null(0.0) * 100).round(0).cast(pl.Int64).sum() / 100).alias("open_amount"),
-        )
+        row_code = joined["_code"].to_numpy()
+        parts = [pl.DataFrame(codes.keys.gather(row_code)), joined.drop("_code"), agg.gather(row_code)]
+    frame = pl.concat(parts, how="horizontal").select(
+        "customer", *[c for c in base.columns if c != "customer"], *_AGGREGATES
     )
 
-    base = conform(customers, CUSTOMERS_SCHEMA)
-    # everyone in the CRM, plus anyone a purchase, an open deal or a touch points at (aggregates are small)
-    known = (
-        pl.concat([base.select("customer"), *(p.select("customer") for p in (per_customer, open_deals, last_touch))])
-        .drop_nulls()
-        .unique()
-    )
-    frame = known.join(base, on="customer", how="left")
-    for part in (per_customer, per_day, lengths, xyz, last_touch, open_deals):
-        frame = frame.join(part, on="customer", how="left")
-
-    int_zero = ["purchases", "purchases_365d", "purchases_90d", "purchase_days", "open_deals", "_rfm_f", "_gaps"]
-    float_zero = ["revenue_total", "revenue_365d", "revenue_90d", "revenue_window", "open_amount", "_rfm_m"]
-    frame = frame.with_columns(
-        [pl.col(c).fill_null(0).cast(pl.Int64) for c in int_zero]
-        + [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in float_zero]
-        + [pl.col("_xyz_n").fill_null(0), pl.col("_xyz_k").fill_null(0), pl.col("_xyz_rev").fill_null(0.0)]
-    )
     kind_of_key = pl.col("customer").str.split_exact(":", 1).struct.field("field_0")
     frame = frame.with_columns(
         pl.col("kind").fill_null(kind_of_key),
@@ -308,7 +489,7 @@ def features(
             pl.when(pl.col("kind") == "company").then(pl.lit("b2b")).otherwise(pl.lit("b2c"))
         )
     ).with_columns((pl.col("customer_type") == "b2b").alias("b2b"))
-    return frame.sort("customer")
+    return Features(frame, n, row_code, code, open_deals, open_code)
 
 
 def month_label_expr(ts: pl.Expr, tz: str) -> pl.Expr:

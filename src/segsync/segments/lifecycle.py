@@ -80,8 +80,17 @@ def stage_readiness(
     return pl.concat([mapped, auto])
 
 
+def deal_readiness(open_deals: pl.DataFrame, stage_ranks: pl.DataFrame) -> np.ndarray:
+    """Readiness rank of every open deal, in row order (unknown stages are cold, 0)."""
+    stages = open_deals.select(pl.col("pipeline_id").cast(pl.String), pl.col("stage_id").cast(pl.String))
+    ranks = stage_ranks.group_by("pipeline_id", "stage_id").agg(pl.col("readiness_rank").max())
+    ranked = stages.join(ranks, on=["pipeline_id", "stage_id"], how="left", maintain_order="left")
+    return ranked["readiness_rank"].fill_null(0).to_numpy().astype(np.int64)
+
+
 def lead_readiness(open_deals: pl.DataFrame, stage_ranks: pl.DataFrame) -> pl.DataFrame:
     """``customer, readiness_rank``: the warmest open deal per customer (unknown stages are cold)."""
-    ranked = open_deals.select("customer", pl.col("pipeline_id").cast(pl.String), pl.col("stage_id").cast(pl.String))
-    ranked = ranked.join(stage_ranks, on=["pipeline_id", "stage_id"], how="left")
-    return ranked.group_by("customer").agg(pl.col("readiness_rank").fill_null(0).max())
+    ranked = open_deals.select("customer").with_columns(
+        pl.Series("readiness_rank", deal_readiness(open_deals, stage_ranks), dtype=pl.Int8)
+    )
+    return ranked.group_by("customer").agg(pl.col("readiness_rank").max())

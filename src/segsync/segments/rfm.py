@@ -42,13 +42,22 @@ def score(values: np.ndarray, bins: int, *, reverse: bool = False) -> tuple[np.n
     cuts = quantile_cuts(values, bins)
     if values.size == 0:
         return np.empty(0, dtype=np.int64), cuts
-    if np.unique(values).size == 1:
+    if _single_value(values):
         return np.full(values.size, (bins + 1) // 2, dtype=np.int64), cuts
     # number of cut points strictly below the value: x <= q1 → 1, q1 < x <= q2 → 2, ...
     scores = np.searchsorted(cuts, values, side="left") + 1
     if reverse:
         scores = bins + 1 - scores
     return scores.astype(np.int64), cuts
+
+
+def _single_value(values: np.ndarray) -> bool:
+    """``np.unique(values).size == 1`` (NaN counts as one value) without numpy's hash-based unique."""
+    nan = np.isnan(values)
+    finite = values[~nan]
+    if finite.size == 0:
+        return bool(nan.any())
+    return not nan.any() and bool(finite.min() == finite.max())
 
 
 def rfm_scores(recency_days: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, bins: int = 5) -> RfmScores:

@@ -10,7 +10,7 @@ import pytest
 
 from segsync.segments.churn import churn_flag, usual_cycle
 from segsync.segments.cohorts import cohort_table, month_index
-from segsync.segments.features import features, purchases, revenue_series
+from segsync.segments.features import features, local_days, purchases, revenue_series
 from segsync.segments.lifecycle import lead_readiness, lifecycle_stages, stage_readiness
 from segsync.segments.quality import data_quality, duplicate_groups
 from segsync.segments.xyz import coefficient_of_variation
@@ -224,3 +224,21 @@ def test_duplicates_unreachable_and_inactive():
     assert q.unreachable["customer"].to_list() == ["company:2", "contact:4"]  # "12" is no phone
     assert q.inactive["customer"].to_list() == ["contact:1", "contact:4"]
     assert q.counts["duplicate_groups"] == 4
+
+
+@pytest.mark.parametrize(
+    "tz", ["Europe/Moscow", "Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"]
+)
+def test_local_days_match_row_by_row_conversion(tz):
+    """The quarter-hour lookup gives the same dates as converting every timestamp, across DST transitions,
+    odd offsets (+05:45, a 30-minute DST shift) and the Moscow 2011/2014 offset changes."""
+    rng = np.random.default_rng(7)
+    start = int(datetime(2009, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    stop = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    randoms = rng.integers(start, stop, 20_000)
+    # every five minutes around local midnights and transitions of a few years, to the microsecond edge
+    dense = np.arange(start, start + 3 * 366 * 86_400_000_000, 300_000_000)
+    edges = np.concatenate([dense - 1, dense, dense + 1])
+    at = pl.Series("at", np.concatenate([randoms, edges])).cast(DT)
+    expected = at.dt.convert_time_zone(tz).dt.date()
+    assert (local_days(at, tz) == expected).all()
