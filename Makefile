@@ -28,7 +28,10 @@ test-sqlite: setup
 test-postgres: setup
 	SEGSYNC_TEST_DB=$(PG_URL) $(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test: lint test-sqlite test-postgres  ## lint, then the suite on SQLite and on PostgreSQL
+# The two databases run side by side: most of the suite waits on sockets, subprocesses and the sandbox's
+# modelled latency, so two runs share two cores well; --output-sync keeps each run's report in one piece.
+test: lint  ## lint, then the suite on SQLite and on PostgreSQL (at the same time)
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 reliability: setup  ## the full reliability suite (long)
 	SEGSYNC_RELIABILITY=full $(BIN)/pytest -q tests/reliability $(PYTEST_ARGS)

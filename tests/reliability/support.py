@@ -16,7 +16,8 @@ from typing import Any
 
 FULL = os.environ.get("SEGSYNC_RELIABILITY", "").lower() == "full"
 FIGURES: dict[str, Any] = {}
-FIGURES_FILE = Path(os.environ.get("SEGSYNC_RELIABILITY_FIGURES", "artifacts/reliability-figures.json"))
+_DB_KIND = "postgresql" if os.environ.get("SEGSYNC_TEST_DB", "sqlite").startswith("postgres") else "sqlite"
+FIGURES_FILE = Path(os.environ.get("SEGSYNC_RELIABILITY_FIGURES", f"artifacts/reliability-figures-{_DB_KIND}.json"))
 
 # Not inside a longer token on either side: a server's hex request id ("8243...9a") is not a phone number.
 _PHONE = re.compile(r"(?<![\w.])\+?[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\w)")
