@@ -75,10 +75,19 @@ def engine(store_url: str) -> Iterator[Engine]:
     make_engine.cache_clear()
 
 
+def _pg_for_features() -> str:
+    return pg_base_url() or os.environ.get("SEGSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL schema even when the suite runs on SQLite (for tests of PostgreSQL-only features)."""
-    with _pg_schema(
-        pg_base_url() or os.environ.get("SEGSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-    ) as url:
+    with _pg_schema(_pg_for_features()) as url:
+        yield url
+
+
+@pytest.fixture
+def other_postgres_url() -> Iterator[str]:
+    """A second, separate schema: another store on the same server (never ``public``, which other runs share)."""
+    with _pg_schema(_pg_for_features()) as url:
         yield url

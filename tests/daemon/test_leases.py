@@ -65,9 +65,8 @@ async def test_busy_sources_are_not_given_back(postgres_url: str):
         await b.close()
 
 
-async def test_stores_in_different_schemas_do_not_share_leases(postgres_url: str):
-    public = postgres_url.rsplit("search_path%3D", 1)[0] + "search_path%3Dpublic"
-    a, b = PgLeases(postgres_url), PgLeases(public)
+async def test_stores_in_different_schemas_do_not_share_leases(postgres_url: str, other_postgres_url: str):
+    a, b = PgLeases(postgres_url), PgLeases(other_postgres_url)
     try:
         await a.refresh(SOURCES, _idle)
         await b.refresh(SOURCES, _idle)
