@@ -34,19 +34,6 @@ class Auth(Protocol):
 
     def relocate(self, request: httpx.URL, new: httpx.URL) -> None: ...
 
-    async def _bootstrap(self) -> dict[str, Any]:
-        """First start: trade the configured refresh token for a pair, persisted before use."""
-        assert self.options.refresh_token is not None
-        seed = {"refresh_token": self.options.refresh_token.get_secret_value()}
-        register_secret(seed["refresh_token"])
-        async with httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client:
-
-            async def refresher(current: dict[str, Any]) -> dict[str, Any]:
-                # another process may have stored a pair meanwhile: refresh from it rather than the seed
-                return await self._refresh_call(client, current if current.get("refresh_token") else seed)
-
-            return await self.store.refresh(None, refresher)
-
     async def refresh(self, client: httpx.AsyncClient) -> None: ...
 
     async def user_id(self) -> str | None: ...
@@ -102,19 +89,6 @@ class WebhookAuth:
     def relocate(self, request: httpx.URL, new: httpx.URL) -> None:
         self._base = _moved(self._base, request, new)
         register_secret(str(self._base))
-
-    async def _bootstrap(self) -> dict[str, Any]:
-        """First start: trade the configured refresh token for a pair, persisted before use."""
-        assert self.options.refresh_token is not None
-        seed = {"refresh_token": self.options.refresh_token.get_secret_value()}
-        register_secret(seed["refresh_token"])
-        async with httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client:
-
-            async def refresher(current: dict[str, Any]) -> dict[str, Any]:
-                # another process may have stored a pair meanwhile: refresh from it rather than the seed
-                return await self._refresh_call(client, current if current.get("refresh_token") else seed)
-
-            return await self.store.refresh(None, refresher)
 
     async def refresh(self, client: httpx.AsyncClient) -> None:
         raise FatalCrmError("the inbound webhook was refused as expired: create a new webhook and update webhook_url")
