@@ -34,16 +34,8 @@ def writes(delta: Counter[str]) -> Counter[str]:
 
 async def test_first_push_writes_exactly_the_expected_tags_and_tasks_then_nothing(engine, sandbox_factory):
     flow, crm = await start(engine, sandbox_factory, seed=21)
-    flow.compute(AS_OF)
-    expected = flow.expected_labels()
+    expected, plan, used = await scenario.first_push(flow, crm)
     labelled = [ref for ref, labels in expected.items() if labels]
-    plan = flow.plan(AS_OF)
-    assert plan.counts()["customers_relabelled"] == len(labelled)
-
-    before = crm.requests()
-    result = await flow.push(AS_OF)
-    used = crm.requests() - before
-    assert result.counts["labels_done"] == len(labelled)
 
     # tags: exactly the expected ones on every customer, no other segsync tag anywhere, nor in the dictionary
     tags = crm.tags()

@@ -39,16 +39,8 @@ def as_fields(labels: dict[str, str]) -> dict[str, str]:
 
 async def test_first_push_writes_exactly_the_expected_fields_and_tasks_then_nothing(engine, sandbox_factory):
     flow, crm = await start(engine, sandbox_factory, seed=31)
-    flow.compute(AS_OF)
-    expected = flow.expected_labels()
+    expected, plan, used = await scenario.first_push(flow, crm)
     labelled = [ref for ref, labels in expected.items() if labels]
-    plan = flow.plan(AS_OF)
-    assert plan.counts()["customers_relabelled"] == len(labelled)
-
-    before = crm.requests()
-    result = await flow.push(AS_OF)
-    used = crm.requests() - before
-    assert result.counts["labels_done"] == len(labelled)
 
     # user fields: segsync's four string fields on contacts and companies, nothing else created
     defined = crm.userfields()

@@ -28,6 +28,21 @@ def check_russian_text(flow: Flow, task: RemoteTask) -> None:
     assert "None" not in task.text and "{{" not in task.text
 
 
+async def first_push(flow: Flow, crm: Crm) -> tuple[dict, Plan, Counter[str]]:
+    """Compute, plan and push once: (expected labels, the plan, requests the push made). Checks that every
+    labelled customer was planned and written."""
+    flow.compute(AS_OF)
+    expected = flow.expected_labels()
+    labelled = [ref for ref, labels in expected.items() if labels]
+    plan = flow.plan(AS_OF)
+    assert plan.counts()["customers_relabelled"] == len(labelled)
+    before = crm.requests()
+    result = await flow.push(AS_OF)
+    used = crm.requests() - before
+    assert result.counts["labels_done"] == len(labelled)
+    return expected, plan, used
+
+
 def check_first_tasks(flow: Flow, crm: Crm, plan: Plan) -> list[RemoteTask]:
     """One task per churned A/B customer, to the customer's manager (else the fallback), in Russian."""
     planned = {op.customer: op for op in plan.ops if op.op == "task"}
