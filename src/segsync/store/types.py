@@ -19,6 +19,9 @@ _QUANT = Decimal(1).scaleb(-MONEY_SCALE)
 _FACTOR = 10**MONEY_SCALE
 
 
+NAIVE_DATETIME = "naive datetime given to a UTC column; attach a timezone first"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out; naive input is rejected."""
 
@@ -29,7 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; attach a timezone first")
+            raise ValueError(NAIVE_DATETIME)
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -50,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             if value.tzinfo is UTC:
                 return value.isoformat(" ", "microseconds")[:26]
             if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column; attach a timezone first")
+                raise ValueError(NAIVE_DATETIME)
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process

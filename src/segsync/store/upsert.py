@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 
 from segsync.store.engine import json_dumps, json_dumps_bytes
-from segsync.store.types import Money, UTCDateTime
+from segsync.store.types import NAIVE_DATETIME, Money, UTCDateTime
 
 _NEVER_COMPARED = frozenset({"synced_at"})
 ColumnConversion = Callable[[tuple[Any, ...]], tuple[Any, ...]]
@@ -150,23 +150,28 @@ def _jsonb_binary(value: Any) -> bytes | None:
 
 def _pre_encoded_jsonb(cursor: Any) -> None:
     """Make this cursor's jsonb COPY dumper pass :func:`_jsonb_binary`'s bytes through untouched."""
+    cursor.adapters.register_dumper(bytes, _pre_encoded_dumper(cursor.adapters.types["jsonb"].oid))
+
+
+@functools.cache
+def _pre_encoded_dumper(jsonb_oid: int) -> type:
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
     class PreEncoded(Dumper):
         format = Format.BINARY
-        oid = cursor.adapters.types["jsonb"].oid
+        oid = jsonb_oid
 
         def dump(self, obj: Any) -> bytes:
             return obj
 
-    cursor.adapters.register_dumper(bytes, PreEncoded)
+    return PreEncoded
 
 
 def _refuse_naive(column: tuple[Any, ...]) -> tuple[Any, ...]:
     """A whole column at C speed: COPY sends aware datetimes as they are, a naive one must not slip in."""
     if None in set(map(_tzinfo, filter(None, column))):
-        raise ValueError("naive datetime given to a UTC column; attach a timezone first")
+        raise ValueError(NAIVE_DATETIME)
     return column
 
 
