@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%6f"
 _CHUNK = 200_000
 #: a SQLite store at least this big is read through the ADBC child (below it, spawning costs more than it saves)
 ARROW_MIN_BYTES = 32 << 20
-_READERS = 2
+_READERS = 3
 
 
 def _sql(conn: Connection, stmt: Any) -> str:
@@ -76,6 +77,18 @@ def _sqlite_file(conn: Connection) -> str | None:
     return str(path) if path.is_file() else None
 
 
+def _exchange_folder(database: str) -> str | None:
+    """Where the readers leave their Arrow files: shared memory when it has room for about as much as the
+    store holds (the files then never reach a disk), else the temporary folder."""
+    shm = Path("/dev/shm")
+    try:
+        if shm.is_dir() and shutil.disk_usage(shm).free > os.path.getsize(database):
+            return str(shm)
+    except OSError:
+        pass
+    return None
+
+
 def _shape_literal(dtype: pl.DataType) -> str:
     if dtype.is_integer() or dtype == pl.Boolean:
         return "0"
@@ -87,7 +100,7 @@ def _shape_literal(dtype: pl.DataType) -> str:
 def _fetch_sqlite_arrow(path: str, sqls: list[str], schemas: list[dict[str, pl.DataType]]) -> list | None:
     if importlib.util.find_spec("adbc_driver_sqlite") is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="segsync-read-") as folder:
+    with tempfile.TemporaryDirectory(prefix="segsync-read-", dir=_exchange_folder(path)) as folder:
         queries = []
         for i, (sql, schema) in enumerate(zip(sqls, schemas, strict=True)):
             # The driver infers each column's type from the first rows (an all-NULL start would read as
@@ -95,10 +108,12 @@ def _fetch_sqlite_arrow(path: str, sqls: list[str], schemas: list[dict[str, pl.D
             shape = ", ".join(f"{_shape_literal(dtype)} AS c{j}" for j, dtype in enumerate(schema.values()))
             out = str(Path(folder) / f"{i}.arrow")
             queries.append({"sql": f"SELECT {shape} UNION ALL SELECT * FROM ({sql})", "out": out})
-        # two readers (round robin: the customers and the deals, the largest reads, land in different ones)
+        # up to three readers, round robin: the customers and the deals' rowid ranges, the largest reads,
+        # land in different ones
         children = []
-        for k in range(min(_READERS, len(queries))):
-            job = {"database": path, "queries": queries[k :: min(_READERS, len(queries))]}
+        readers = min(_READERS, len(queries))
+        for k in range(readers):
+            job = {"database": path, "queries": queries[k::readers]}
             log_path = Path(folder) / f"reader-{k}.log"
             with log_path.open("w") as log_file:
                 child = subprocess.Popen(

@@ -10,9 +10,9 @@ nowhere else:
 * **money in the base currency** — ``amount_base``; when the connector could not fill it, ``amount`` × the
   currency's rate (or ``amount`` itself in the base currency); otherwise unknown.
 
-Speed matters (10M deals): money becomes a float and times stay text (SQLite) or epoch microseconds
-(PostgreSQL) *in SQL*, rows are fetched through the DBAPI cursor into columns and parsed by polars, so no
-per-row Decimal or datetime objects are built; money stays exact in the store.
+Speed matters (10M deals): money becomes a float and times epoch microseconds *in SQL*, rows arrive as columns
+(:mod:`.bulk`; a large SQLite store's deals in several rowid ranges read side by side), so no per-row Decimal
+or datetime objects are built; money stays exact in the store.
 """
 
 from __future__ import annotations
@@ -21,10 +21,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, Connection, Float, Text, case, cast, func, literal, or_, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.sql import ColumnElement
 
-from segsync.compute.bulk import fetch_frame, fetch_frames, json_fields, parse_sqlite_time, parse_sqlite_times
+from segsync.compute.bulk import fetch_frame, fetch_frames, json_fields
 from segsync.config.sources import SourceBase
 from segsync.segments.columns import ATTRIBUTE_COLUMNS
 from segsync.segments.engine import Inputs
@@ -39,19 +52,16 @@ class Loaded:
 
 
 def _time_sql(column: Any, dialect: str) -> ColumnElement:
-    """A UTC time column as cheap to move as possible: SQLite's stored text, PostgreSQL epoch microseconds."""
+    """A UTC time column as epoch microseconds, computed by the database: an integer is cheap to move and
+    needs no parsing. SQLite's ``julianday`` reads every time format SQLite knows; its double carries about
+    40 µs of error, so the value is rounded to whole milliseconds (exact for CRM times, which have none)."""
     if dialect == "sqlite":
-        return type_coerce(column, Text)
+        millis = func.round((func.julianday(column) - literal(2440587.5)) * literal(86_400_000.0))
+        return cast(millis, BigInteger) * 1000
     return cast(func.round(func.extract("epoch", column) * 1_000_000), BigInteger)
 
 
-def _time_type(dialect: str) -> pl.DataType:
-    return pl.String() if dialect == "sqlite" else pl.Int64()
-
-
-def _ts_of(name: str, dialect: str) -> pl.Expr:
-    if dialect == "sqlite":
-        return parse_sqlite_time(name)
+def _ts_of(name: str) -> pl.Expr:
     return pl.from_epoch(pl.col(name), time_unit="us").dt.replace_time_zone("UTC").alias(name)
 
 
@@ -102,7 +112,7 @@ def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: 
         "name": pl.String(),
         "responsible_id": pl.String(),
         "company_id": pl.String(),
-        "created_at": _time_type(dialect),
+        "created_at": pl.Int64(),
         "phones": pl.String(),
         "emails": pl.String(),
         "attrs": pl.String(),
@@ -113,26 +123,25 @@ def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: 
     touch_schema = {
         "customer_kind": pl.String(),
         "customer_id": pl.String(),
-        "at": _time_type(dialect),
+        "at": pl.Int64(),
         "completed": pl.Boolean(),
     }
     stage_query = select(st.c.pipeline_id, st.c.stage_id, st.c.semantic, st.c.sort).where(
         st.c.source_id == source_id, st.c.deleted_at.is_(None)
     )
     stage_schema = {"pipeline_id": pl.String(), "stage_id": pl.String(), "semantic": pl.String(), "sort": pl.Int64()}
-    customer_rows, deal_rows, touch_rows, stages = fetch_frames(
+    deal_queries = [
+        (deal_query(source_id, source, dialect, *part, scan=True), DEAL_ROW_SCHEMA) for part in _deal_parts(conn)
+    ]
+    customer_rows, *deal_parts, touch_rows, stages = fetch_frames(
         conn,
-        [
-            (customer_query, customer_schema),
-            (deal_query(source_id, source, dialect), deal_row_schema(dialect)),
-            (touch_query, touch_schema),
-            (stage_query, stage_schema),
-        ],
+        [(customer_query, customer_schema), *deal_queries, (touch_query, touch_schema), (stage_query, stage_schema)],
         arrow=arrow,
     )
+    deal_rows = pl.concat(deal_parts) if len(deal_parts) > 1 else deal_parts[0]
 
     # customers ---------------------------------------------------------------------------------------
-    customer_rows = _times(customer_rows, ["created_at"], dialect)
+    customer_rows = _times(customer_rows, ["created_at"])
     attributes = json_fields(customer_rows["attrs"], [*ATTRIBUTE_COLUMNS, "type", "source"])
     customers = customer_rows.with_columns(
         (pl.col("kind") + ":" + pl.col("remote_id")).alias("customer"),
@@ -144,7 +153,7 @@ def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: 
     ).with_columns(pl.col("channel").fill_null(attributes["source"]))
 
     # deals --------------------------------------------------------------------------------------------
-    deals = _times(deal_rows.with_columns(_deal_customer(mode)), ["closed_at", "created_at"], dialect)
+    deals = _times(deal_rows.with_columns(_deal_customer(mode)), ["closed_at", "created_at"])
     unassigned = int(deals["customer"].null_count())
     deals = deals.drop_nulls("customer").drop("company_id", "contact_id")
 
@@ -166,7 +175,7 @@ def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: 
     universe = universe.drop("attrs")
 
     # touches ------------------------------------------------------------------------------------------
-    touches = _times(_touch_customers(touch_rows, customers, mode), ["at"], dialect)
+    touches = _times(_touch_customers(touch_rows, customers, mode), ["at"])
 
     counts = {
         "customers": universe.height,
@@ -180,28 +189,45 @@ def load_source(conn: Connection, source_id: int, source: SourceBase, *, arrow: 
     return Loaded(inputs=inputs, fields=fields, counts=counts)
 
 
-def _times(frame: pl.DataFrame, names: list[str], dialect: str) -> pl.DataFrame:
-    if dialect == "sqlite":
-        return frame.with_columns(parse_sqlite_times(frame[name]) for name in names)
-    return frame.with_columns(_ts_of(name, dialect) for name in names)
+def _times(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    return frame.with_columns(_ts_of(name) for name in names)
 
 
-def deal_row_schema(dialect: str) -> dict[str, pl.DataType]:
-    return {
-        "status": pl.String(),
-        "company_id": pl.String(),
-        "contact_id": pl.String(),
-        "amount": pl.Float64(),
-        "closed_at": _time_type(dialect),
-        "created_at": _time_type(dialect),
-        "pipeline_id": pl.String(),
-        "stage_id": pl.String(),
-    }
+DEAL_ROW_SCHEMA: dict[str, pl.DataType] = {
+    "status": pl.String(),
+    "company_id": pl.String(),
+    "contact_id": pl.String(),
+    "amount": pl.Float64(),
+    "closed_at": pl.Int64(),
+    "created_at": pl.Int64(),
+    "pipeline_id": pl.String(),
+    "stage_id": pl.String(),
+}
 
 
-def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) -> Any:
+_ROWS_PER_READ = 4_000_000
+
+
+def _deal_parts(conn: Connection) -> list[tuple[ColumnElement, ...]]:
+    """Rowid ranges that split a large SQLite deals table into reads of about :data:`_ROWS_PER_READ` rows,
+    which separate reader processes run side by side (a read is CPU-bound in SQLite and the driver); one
+    unrestricted read anywhere else."""
+    if conn.dialect.name != "sqlite":
+        return [()]
+    # two subqueries: SQLite answers a lone min() or max() from the b-tree's edge, both at once by a scan
+    low, high = conn.exec_driver_sql("SELECT (SELECT min(rowid) FROM deals), (SELECT max(rowid) FROM deals)").one()
+    if low is None or high - low < _ROWS_PER_READ:
+        return [()]
+    parts = -(-(high - low + 1) // _ROWS_PER_READ)
+    step = -(-(high - low + 1) // parts)
+    rowid = literal_column("deals.rowid")
+    return [(rowid >= start, rowid < start + step) for start in range(low, high + 1, step)]
+
+
+def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any, scan: bool | None = None) -> Any:
     """Non-deleted deals of a source with the amount in the base currency (the rules', else the source's as
-    the connector recorded it) and the store's time text (SQLite) or epoch microseconds (PostgreSQL)."""
+    the connector recorded it) and times as epoch microseconds. ``extra`` conditions make the read selective
+    (an index is worth walking) unless ``scan``."""
     d, cur = t.deals, t.currencies
     rate = (
         select(cast(cur.c.rate, Float))
@@ -218,6 +244,7 @@ def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) ->
         _money(d.c.amount, dialect) * rate,
         case((same_currency, _money(d.c.amount, dialect)), else_=None),
     )
+    selective = bool(extra) if scan is None else not scan
     return select(
         d.c.status,
         d.c.company_id,
@@ -227,7 +254,7 @@ def deal_query(source_id: int, source: SourceBase, dialect: str, *extra: Any) ->
         _time_sql(d.c.created_at, dialect).label("created_at"),
         d.c.pipeline_id,
         d.c.stage_id,
-    ).where(_source_is(d, source_id, dialect, bool(extra)), d.c.deleted_at.is_(None), *extra)
+    ).where(_source_is(d, source_id, dialect, selective), d.c.deleted_at.is_(None), *extra)
 
 
 def customer_deals(conn: Connection, source_id: int, source: SourceBase, kind: str, remote_id: str) -> pl.DataFrame:
@@ -240,9 +267,9 @@ def customer_deals(conn: Connection, source_id: int, source: SourceBase, kind: s
     else:
         where = [d.c.contact_id == remote_id, d.c.company_id.is_(None)]
     dialect = conn.dialect.name
-    rows = _read(conn, deal_query(source_id, source, dialect, *where), deal_row_schema(dialect))
+    rows = _read(conn, deal_query(source_id, source, dialect, *where), DEAL_ROW_SCHEMA)
     customer = pl.lit(f"{kind}:{remote_id}").alias("customer")
-    times = (_ts_of("closed_at", dialect), _ts_of("created_at", dialect))
+    times = (_ts_of("closed_at"), _ts_of("created_at"))
     return rows.with_columns(customer, *times).drop("company_id", "contact_id")
 
 
@@ -303,8 +330,8 @@ def won_deals(conn: Connection, source_id: int, source: SourceBase) -> pl.DataFr
     report); turn them into purchases with :func:`segsync.segments.features.purchases`."""
     dialect = conn.dialect.name
     won = t.deals.c.status == "won"
-    rows = _read(conn, deal_query(source_id, source, dialect, won), deal_row_schema(dialect))
-    times = (_ts_of("closed_at", dialect), _ts_of("created_at", dialect))
+    rows = _read(conn, deal_query(source_id, source, dialect, won), DEAL_ROW_SCHEMA)
+    times = (_ts_of("closed_at"), _ts_of("created_at"))
     return (
         rows.with_columns(_deal_customer(source.customer), *times)
         .drop_nulls("customer")
