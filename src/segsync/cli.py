@@ -53,10 +53,15 @@ for _module in _AREAS:
     importlib.import_module(_module).register(app)
 
 
-def main() -> None:
-    # segsync holds pages of tens of thousands of small objects (rows, mapped records) that never form cycles;
-    # at the default threshold (700) the collector re-walked them so often that it cost 10-25 % of a pull's CPU.
+def tune_gc() -> None:
+    """segsync holds pages of tens of thousands of small objects (rows, mapped records) that never form cycles;
+    at the default threshold (700) the collector re-walked them so often that it cost 10-25 % of a pull's CPU.
+    Every segsync process runs with this (benchmarks that call the library directly set it too)."""
     gc.set_threshold(50_000, 20, 100)
+
+
+def main() -> None:
+    tune_gc()
     app()
 
 
