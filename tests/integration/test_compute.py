@@ -308,6 +308,29 @@ def _state_rows(engine, sid):
     return [tuple(r) for r in rows]
 
 
+def test_a_first_state_written_in_chunks_is_the_state_written_whole(engine, tmp_path, monkeypatch):
+    """A first run writes its state chunk by chunk, each chunk's features made while the one before is written:
+    the state is row for row the one written in a single chunk, and every label has its first appearance."""
+    rules, source, sid = setup(engine)
+    monkeypatch.setattr(persist, "_STATE_CHUNK", 2)
+    summary = compute_source(engine, rules, source, sid, AS_OF)
+    whole = make_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    upgrade(whole)
+    monkeypatch.setattr(persist, "_STATE_CHUNK", 1_000_000)
+    rules2, source2, sid2 = setup(whole)
+    compute_source(whole, rules2, source2, sid2, AS_OF)
+    state = _state_rows(engine, sid)
+    assert len(state) > 2 and state == _state_rows(whole, sid2)
+    with engine.connect() as conn:
+        history = conn.execute(
+            select(t.segment_history.c.customer_id, t.segment_history.c.label).where(
+                t.segment_history.c.run_id == summary.run_id
+            )
+        ).all()
+    assert sorted(history) == sorted((r[1], label) for r in state for label in r[2])
+    assert len(history) == summary.counts["transitions"]
+
+
 def test_a_rerun_that_changes_a_few_customers_writes_the_same_state_as_a_first_run(engine, tmp_path, monkeypatch):
     """Second run with a lead gone: on SQLite only that row is deleted (the rest only takes the new stamp),
     yet the state is what a first run on the same data writes, and history has just the change."""

@@ -19,7 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -253,20 +254,44 @@ def insert_frame(
     money_columns: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> int:
     """Append ``frame`` to ``table`` (column names = frame columns). JSON columns may hold JSON text already."""
-    if frame.is_empty():
-        return 0
+    return insert_frames(conn, table, [frame], json_columns=json_columns, money_columns=money_columns)
+
+
+def insert_frames(
+    conn: Connection,
+    table: str,
+    frames: Iterable[pl.DataFrame],
+    *,
+    json_columns: set[str] = frozenset(),  # type: ignore[assignment]
+    money_columns: set[str] = frozenset(),  # type: ignore[assignment]
+) -> int:
+    """:func:`insert_frame` for frames made one after another: the next one is made (and converted for
+    storage) in a worker thread while this one is written — polars works off the GIL, and so does the
+    database's own part of a write."""
     dialect = conn.dialect.name
-    stored = _storage(frame, dialect, set(json_columns), set(money_columns))
+    stored = (_storage(frame, dialect, set(json_columns), set(money_columns)) for frame in frames)
+    written = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="segsync-rows") as maker:
+        pending = maker.submit(next, stored, None)
+        while (frame := pending.result()) is not None:
+            pending = maker.submit(next, stored, None)
+            written += _write(conn, table, frame)
+    return written
+
+
+def _write(conn: Connection, table: str, stored: pl.DataFrame) -> int:
+    if stored.is_empty():
+        return 0
     columns = ", ".join(stored.columns)
     raw = conn.connection.driver_connection
-    if dialect == "sqlite":
+    if conn.dialect.name == "sqlite":
         sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' for _ in stored.columns)})"
         for start in range(0, stored.height, _CHUNK):
             raw.executemany(sql, stored.slice(start, _CHUNK).iter_rows())
-        return frame.height
+        return stored.height
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
         for start in range(0, stored.height, _CHUNK):
             buffer = io.BytesIO()
             stored.slice(start, _CHUNK).write_csv(buffer, include_header=False, null_value="")
             copy.write(buffer.getvalue())
-    return frame.height
+    return stored.height

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import polars as pl
 from sqlalchemy import Connection, Text, cast, delete, insert, select, type_coerce, update
 
-from segsync.compute.bulk import fetch_frames, insert_frame
+from segsync.compute.bulk import fetch_frames, insert_frame, insert_frames
 from segsync.segments.btyd import Fit
 from segsync.segments.engine import LABEL_KEYS, EngineResult
 from segsync.store import tables as t
@@ -89,11 +89,13 @@ def write_state(conn: Connection, source_id: int, run_id: int, result: EngineRes
     that last wrote them. When most customers changed (the as-of moved, so every recency did) the state is
     rewritten whole. PostgreSQL always rewrites it with COPY (its jsonb text cannot be compared with ours).
     Labels, features and as_of come out the same either way."""
-    frame = result.frame.select("customer", "kind", "remote_id")
-    current = frame.with_columns(result.labels_json(), result.features_json())
     previous = previous_state(conn, source_id)
     sqlite = conn.dialect.name == "sqlite"
     stamp = {"run_id": run_id, "as_of": result.as_of.astimezone(UTC), "updated_at": now.astimezone(UTC)}
+    if previous.is_empty():
+        return _write_first_state(conn, source_id, result, stamp, sqlite)
+    frame = result.frame.select("customer", "kind", "remote_id")
+    current = frame.with_columns(result.labels_json(), result.features_json())
 
     joined = current.with_columns(pl.lit(True).alias("_now")).join(
         previous.with_columns(pl.lit(True).alias("_before")), on="customer", how="full", coalesce=True, suffix="_old"
@@ -137,20 +139,48 @@ def write_state(conn: Connection, source_id: int, run_id: int, result: EngineRes
                 )
                 .values(**stamp)
             )
-    if changes.height:
-        split = changes["customer"].str.split_exact(":", 1)
-        history = changes.select(
-            pl.lit(source_id, dtype=pl.Int32).alias("source_id"),
-            split.struct.field("field_0").alias("customer_kind"),
-            split.struct.field("field_1").alias("customer_id"),
-            "label",
-            "from_value",
-            "to_value",
-            pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
-            pl.lit(stamp["as_of"], dtype=pl.Datetime("us", "UTC")).alias("as_of"),
-        )
-        insert_frame(conn, "segment_history", history)
+    _insert_history(conn, source_id, stamp, changes)
     return {"state_rows": current.height, "transitions": transitions_written}
+
+
+#: rows per chunk of a first state: the next chunk's features JSON is made while this one is written
+_STATE_CHUNK = 100_000
+
+
+def _write_first_state(
+    conn: Connection, source_id: int, result: EngineResult, stamp: dict, sqlite: bool
+) -> dict[str, int]:
+    """A source's first state: every customer is new and nothing is compared with a previous state, so the
+    features JSON — seconds of work on a million customers — is made chunk by chunk (polars, off the GIL)
+    while the chunk before it is written. Rows go in key order: the state's unique index and the history's
+    customer index (its first-appearance rows follow the state's row order) then grow at their ends instead
+    of at random pages of a large b-tree."""
+    labels = result.frame.select("customer").with_columns(result.labels_json())
+    rows = result.frame.with_columns(labels["labels"], *_key_columns())
+    order = rows.select(pl.arg_sort_by("customer_kind", "customer_id")).to_series()
+    columns = _state_columns(source_id, stamp, result.features_expr())
+    chunks = (rows[order.slice(start, _STATE_CHUNK)].select(columns) for start in range(0, rows.height, _STATE_CHUNK))
+    insert_frames(conn, "segment_state", chunks, json_columns={"labels", "features"})
+    if sqlite:
+        written = _first_appearances(conn, source_id, stamp["run_id"], stamp["as_of"])
+    else:
+        written = _insert_history(conn, source_id, stamp, transitions(labels.clear(), labels))
+    return {"state_rows": rows.height, "transitions": written}
+
+
+def _insert_history(conn: Connection, source_id: int, stamp: dict, changes: pl.DataFrame) -> int:
+    if changes.is_empty():
+        return 0
+    history = changes.select(
+        pl.lit(source_id, dtype=pl.Int32).alias("source_id"),
+        *_key_columns(),
+        "label",
+        "from_value",
+        "to_value",
+        pl.lit(stamp["run_id"], dtype=pl.Int64).alias("run_id"),
+        pl.lit(stamp["as_of"], dtype=pl.Datetime("us", "UTC")).alias("as_of"),
+    )
+    return insert_frame(conn, "segment_history", history)
 
 
 def _key_columns() -> list[pl.Expr]:
@@ -158,21 +188,25 @@ def _key_columns() -> list[pl.Expr]:
     return [split.struct.field("field_0").alias("customer_kind"), split.struct.field("field_1").alias("customer_id")]
 
 
-def _insert_state(conn: Connection, source_id: int, rows: pl.DataFrame, stamp: dict) -> None:
-    if rows.is_empty():
-        return
+def _state_columns(source_id: int, stamp: dict, features: pl.Expr) -> list[pl.Expr]:
     utc = pl.Datetime("us", "UTC")
-    state = rows.select(
+    return [
         pl.lit(source_id, dtype=pl.Int32).alias("source_id"),
-        *_key_columns(),
-        "labels",
-        "features",
+        pl.col("customer_kind"),
+        pl.col("customer_id"),
+        pl.col("labels"),
+        features,
         pl.lit(stamp["run_id"], dtype=pl.Int64).alias("run_id"),
         pl.lit(stamp["as_of"], dtype=utc).alias("as_of"),
         pl.lit(stamp["updated_at"], dtype=utc).alias("updated_at"),
-    ).sort("customer_kind", "customer_id")
-    # in key order: the state's unique index and then the history's customer index (whose first-appearance
-    # rows follow the state's row order) grow at their ends instead of at random pages of a large b-tree
+    ]
+
+
+def _insert_state(conn: Connection, source_id: int, rows: pl.DataFrame, stamp: dict) -> None:
+    if rows.is_empty():
+        return
+    state = rows.with_columns(_key_columns()).select(_state_columns(source_id, stamp, pl.col("features")))
+    state = state.sort("customer_kind", "customer_id")  # key order, as in _write_first_state
     insert_frame(conn, "segment_state", state, json_columns={"labels", "features"})
 
 

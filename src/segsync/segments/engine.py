@@ -95,13 +95,16 @@ class EngineResult:
     def features_json(self) -> pl.Series:
         """Per customer the features as compact JSON: NULL features left out, floats to 7 significant digits
         (a million customers' state stays a few hundred MB)."""
+        return self.frame.select(self.features_expr()).to_series()
+
+    def features_expr(self) -> pl.Expr:
+        """:meth:`features_json` as an expression over :attr:`frame`'s columns, for any slice of its rows."""
         columns = [
             pl.col(c).round_sig_figs(7) if self.frame.schema[c] == pl.Float64 else pl.col(c)
             for c in self.feature_columns
         ]
         text = pl.struct(columns).struct.json_encode()
-        compact = text.str.replace_all(r'"[^"]+":null,?', "").str.replace(r",\}$", "}")
-        return self.frame.select(compact.alias("features")).to_series()
+        return text.str.replace_all(r'"[^"]+":null,?', "").str.replace(r",\}$", "}").alias("features")
 
     def counts(self) -> dict[str, dict[str, int]]:
         """label → value → customers (absent labels not counted)."""
