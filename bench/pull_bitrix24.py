@@ -240,13 +240,6 @@ def main() -> None:
                     f"{', '.join(same) or 'none'}; segsync {same_rows:,} rows in {same_s:.1f} s)"
                     + (f"; fast_bitrix24 did not finish {fast['failed']}, segsync did" if "failed" in fast else "")
                 )
-                if "failed" in fast:  # the whole export: what each delivered per second of trying
-                    spent = fast["elapsed"] + fast["entities"][fast["failed"]]["after_s"]
-                    print(
-                        f"whole export: segsync {seg['rows']:,} rows in {t:.1f} s = {rate:,.0f} rows/s; fast_bitrix24 "
-                        f"{fast['rows']:,} rows in {spent:.1f} s, then failed = {fast['rows'] / spent:,.0f} rows/s "
-                        f"delivered → {rate / (fast['rows'] / spent):.1f}×"
-                    )
                 report["fast_bitrix24"] = {
                     **fast,
                     "rows_per_s": fast_rate,
