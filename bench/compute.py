@@ -112,6 +112,7 @@ def world_inputs(world: World) -> Inputs:
             "stage_id",
         )
         .drop_nulls("customer")
+        .with_columns(pl.col("status", "pipeline_id", "stage_id").cast(pl.Categorical))  # as the store loader has it
     )
     in_deals = deals.select("customer").unique()
     customers = customers.filter(
