@@ -46,13 +46,7 @@ def register(app: typer.Typer) -> None:
         except (SegsyncError, ValueError) as exc:
             raise fail(exc if isinstance(exc, SegsyncError) else SegsyncError(str(exc))) from None
         if as_json:
-            timings = [{k: round(v, 3) for k, v in s.timings.items()} for s in summaries]  # with the commit
-            print_json(
-                [
-                    {"source": s.source, "run_id": s.run_id, **s.counts, "timings": t}
-                    for s, t in zip(summaries, timings, strict=True)
-                ]
-            )
+            print_json([{"source": s.source, "run_id": s.run_id, **s.counts} for s in summaries])
             return
         table = Table(title=f"compute as of {moment.isoformat()}", title_justify="left")
         for column in ("source", "run", "customers", "won deals", "transitions", "models", "seconds"):

@@ -170,24 +170,6 @@ def _fetch_rows(conn: Connection, sql: str, schema: dict[str, pl.DataType]) -> p
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
 
-def parse_sqlite_time(column: str) -> pl.Expr:
-    """SQLAlchemy's SQLite DATETIME text (naive UTC) → aware UTC datetime."""
-    text = pl.col(column)
-    exact = text.str.to_datetime(SQLITE_TIME, time_zone="UTC", strict=False, time_unit="us")
-    return exact.fill_null(text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")).alias(column)
-
-
-def parse_sqlite_times(text: pl.Series) -> pl.Series:
-    """:func:`parse_sqlite_time` for a column, trying the general parser only on the rare rows the store's
-    own format does not match (both parsers on every row cost seconds on ten million deals)."""
-    exact = text.str.to_datetime(SQLITE_TIME, time_zone="UTC", strict=False, time_unit="us")
-    missed = exact.is_null() & text.is_not_null()
-    if missed.any():
-        rows = missed.arg_true()
-        exact = exact.scatter(rows, text.gather(rows).str.to_datetime(time_zone="UTC", strict=False, time_unit="us"))
-    return exact.alias(text.name)
-
-
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 

@@ -155,8 +155,7 @@ def _write_first_state(
     while the chunk before it is written. Rows go in key order: the state's unique index and the history's
     customer index (its first-appearance rows follow the state's row order) then grow at their ends instead
     of at random pages of a large b-tree."""
-    labels = result.frame.select("customer").with_columns(result.labels_json())
-    rows = result.frame.with_columns(labels["labels"], *_key_columns())
+    rows = result.frame.with_columns(result.labels_json(), *_key_columns())
     order = rows.select(pl.arg_sort_by("customer_kind", "customer_id")).to_series()
     columns = _state_columns(source_id, stamp, result.features_expr())
     chunks = (rows[order.slice(start, _STATE_CHUNK)].select(columns) for start in range(0, rows.height, _STATE_CHUNK))
@@ -164,6 +163,7 @@ def _write_first_state(
     if sqlite:
         written = _first_appearances(conn, source_id, stamp["run_id"], stamp["as_of"])
     else:
+        labels = rows.select("customer", "labels")
         written = _insert_history(conn, source_id, stamp, transitions(labels.clear(), labels))
     return {"state_rows": rows.height, "transitions": written}
 

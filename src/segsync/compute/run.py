@@ -54,6 +54,10 @@ def parse_as_of(value: str | None, tz: str, *, now: datetime | None = None) -> d
     return end
 
 
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in timings.items()}
+
+
 def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -107,7 +111,7 @@ def compute_source(
                 "cohorts": result.cohorts.to_dicts(),
             }
             summary.timings["persist_s"] = time.perf_counter() - tick
-            summary.counts["timings"] = {k: round(v, 3) for k, v in summary.timings.items()}
+            summary.counts["timings"] = _rounded(summary.timings)
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
@@ -117,6 +121,7 @@ def compute_source(
         # committing a first run moves gigabytes through the WAL: timed on its own, after the run row was
         # written (so it is in the summary, not in the row)
         summary.timings["commit_s"] = time.perf_counter() - tick
+        summary.counts["timings"] = _rounded(summary.timings)
     except BaseException as exc:
         with engine.begin() as conn:
             conn.execute(
