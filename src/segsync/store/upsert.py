@@ -7,14 +7,22 @@ table byte-for-byte identical.
 Bulk loads are the hot path of a pull (millions of rows), and SQLAlchemy's per-row parameter
 handling costs several times the database's own work. So the statement is compiled once per
 shape and values are converted with the columns' own type processors in one tight loop, then sent
-with ``executemany`` (SQLite) or ``COPY`` into a temporary table followed by one
-``INSERT … SELECT … ON CONFLICT`` (PostgreSQL).
+as multi-row ``INSERT … VALUES (…), (…), … ON CONFLICT`` statements of up to the variable limit
+(SQLite), or with ``COPY`` into a temporary table followed by one ``INSERT … SELECT … ON CONFLICT``
+(PostgreSQL).
+
+Why multi-row statements on SQLite: ``executemany`` steps row by row and gives the GIL up and takes
+it back around every row. A pull writes in a worker thread while its event loop fetches and maps
+the next page, and each of those hand-overs waited for the busy loop's switch interval (5 ms): a
+page's write crawled whenever mapping ran. One statement of two thousand rows is one
+``sqlite3_step`` with the GIL released, so the database work runs on the second core meanwhile.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +54,8 @@ from segsync.store.engine import json_dumps, json_dumps_bytes
 from segsync.store.types import NAIVE_DATETIME, Money, UTCDateTime
 
 _NEVER_COMPARED = frozenset({"synced_at"})
+_SQLITE_LIMIT_VARIABLE_NUMBER = 9  # sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER (the constant arrived in Python 3.11)
+_MAX_ROWS_PER_STATEMENT = 2_000  # more rows per statement no longer paid off
 ColumnConversion = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
@@ -69,6 +79,16 @@ def _sqlite_statement(table: Table, columns: tuple[str, ...], keys: tuple[str, .
     compiled = _conflict_clause(stmt, table, columns, keys, only_if_changed).compile(dialect=dialect)
     order = list(compiled.positiontup or [])
     return str(compiled), [columns.index(name) for name in order]
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_rows_statement(single: str, width: int, rows: int) -> str:
+    """``single`` (one ``VALUES`` tuple of ``width`` placeholders) widened to ``rows`` tuples."""
+    one = "(" + ", ".join("?" * width) + ")"
+    head, found, tail = single.partition(f" VALUES {one}")
+    if not found:
+        raise AssertionError(f"unexpected single-row upsert: {single[:200]}")
+    return f"{head} VALUES {', '.join([one] * rows)}{tail}"
 
 
 @functools.cache
@@ -189,18 +209,43 @@ def _json_or_none(value: Any) -> str | None:
     return None if value is None else json_dumps(value)
 
 
-def _convert(rows: Sequence[dict[str, Any]], columns: tuple[str, ...], procs: list) -> list[tuple[Any, ...]]:
-    """Column-wise conversion: C-level zip/map instead of a Python loop per value."""
+def _convert(
+    rows: Sequence[dict[str, Any]], columns: tuple[str, ...], procs: list
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """Column-wise conversion (C-level zip/map instead of a Python loop per value), and whether a text
+    value holds a NUL character."""
     getter = operator.itemgetter(*columns)
     cols = list(zip(*map(getter, rows), strict=True)) if len(columns) > 1 else [tuple(map(getter, rows))]
     for i, proc in enumerate(procs):
         if proc is not None:
             cols[i] = proc(cols[i])
-    return list(zip(*cols, strict=True))
+    return list(zip(*cols, strict=True)), any(map(_holds_nul, cols))
+
+
+def _holds_nul(column: tuple[Any, ...]) -> bool:
+    """A NUL in plain text, or escaped in JSON text (a literal backslash-u0000 also matches: it only costs
+    a second conversion). Two joins and two substring searches per column: a page is checked at C speed."""
+    text = "".join(filter(_is_str, column))
+    return "\x00" in text or "\\u0000" in text or b"\\u0000" in b"".join(filter(_is_bytes, column))
+
+
+_is_str = str.__instancecheck__
+_is_bytes = bytes.__instancecheck__
 
 
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
     return lambda column: tuple(map(convert, column))
+
+
+def strip_nul(value: Any) -> Any:
+    """``value`` without NUL characters, however deeply nested (strings, dict keys, lists)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strip_nul(v) for v in value]
+    return value
 
 
 def _dedupe(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> Sequence[dict[str, Any]]:
@@ -243,8 +288,12 @@ def upsert(
     keys = tuple(keys)
     columns = tuple(rows[0].keys())
     dialect = conn.dialect
+    rows = _dedupe(rows, keys)
+    procs = _processors(table, columns, dialect)
     with _collector_paused():
-        values = _convert(_dedupe(rows, keys), columns, _processors(table, columns, dialect))
+        values, nul = _convert(rows, columns, procs)
+        if nul:  # PostgreSQL refuses U+0000 in text and jsonb; it carries no meaning, so both stores drop it
+            values, _ = _convert([strip_nul(row) for row in rows], columns, procs)
         if dialect.name == "postgresql":
             prepare, copy_sql, insert_sql = _pg_statement(table, columns, keys, only_if_changed, dialect)
             with conn.connection.driver_connection.cursor() as cur:
@@ -257,11 +306,30 @@ def upsert(
                 cur.execute(insert_sql)
                 return max(cur.rowcount, 0)
         else:
-            sql, order = _sqlite_statement(table, columns, keys, only_if_changed, dialect)
-            if order != list(range(len(columns))):
-                values = [tuple(v[i] for i in order) for v in values]
-            result = conn.exec_driver_sql(sql, values)
-            return max(result.rowcount, 0)
+            return _sqlite_upsert(conn, table, columns, keys, only_if_changed, values)
+
+
+def _sqlite_upsert(
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    only_if_changed: bool,
+    values: list[tuple[Any, ...]],
+) -> int:
+    single, order = _sqlite_statement(table, columns, keys, only_if_changed, conn.dialect)
+    if order != list(range(len(columns))):
+        values = [tuple(v[i] for i in order) for v in values]
+    limit = conn.connection.driver_connection.getlimit(_SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = min(_MAX_ROWS_PER_STATEMENT, limit // len(columns))
+    if per_statement < 2:
+        return max(conn.exec_driver_sql(single, values).rowcount, 0)
+    written = 0
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        sql = _sqlite_rows_statement(single, len(columns), len(chunk))
+        written += max(conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk))).rowcount, 0)
+    return written
 
 
 def mark_deleted(

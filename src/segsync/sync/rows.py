@@ -12,23 +12,14 @@ from sqlalchemy import Table
 
 from segsync.contract import Currency, Customer, Deal, Entity, Stage, Touch, User
 from segsync.store import tables as t
-
-
-def strip_nul(value: Any) -> Any:
-    """``value`` without NUL characters, however deeply nested (strings, dict keys, lists)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strip_nul(v) for v in value]
-    return value
+from segsync.store.upsert import strip_nul
 
 
 def storable(row: dict[str, Any]) -> dict[str, Any]:
-    """A row PostgreSQL accepts. A CRM may send U+0000 inside a string (valid JSON, a pasted name), but
-    PostgreSQL refuses it in text and jsonb and would fail the whole page; it carries no meaning, so it is
-    dropped — on SQLite too, so both stores hold the same. The walk only runs for the rare row that has one."""
+    """A row PostgreSQL accepts, for the inserts that do not go through :func:`~segsync.store.upsert`
+    (which checks whole pages itself). A CRM may send U+0000 inside a string (valid JSON, a pasted name),
+    but PostgreSQL refuses it in text and jsonb and would fail the whole page; it carries no meaning, so it
+    is dropped — on SQLite too, so both stores hold the same."""
     if b"\\u0000" in orjson.dumps(row, default=str):
         return strip_nul(row)
     return row

@@ -116,7 +116,7 @@ class PageWriter:
         with self.engine.begin() as conn:
             for rtype, records in by_type.items():
                 target = TARGETS[rtype]
-                rows = [storable(target.to_row(r, self.source_id, now)) for r in records]
+                rows = [target.to_row(r, self.source_id, now) for r in records]
                 counts["upserted"] += len(rows)
                 counts["changed"] += upsert(conn, target.table, rows, target.keys)
             self._learn_base_currency(conn, by_type.get(Currency, []), now)
