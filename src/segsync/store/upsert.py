@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -50,6 +51,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 
+from segsync.store.engine import json_default as _json_default
 from segsync.store.engine import json_dumps, json_dumps_bytes
 from segsync.store.types import NAIVE_DATETIME, Money, UTCDateTime
 
@@ -124,11 +126,11 @@ def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[ColumnC
             elif isinstance(col_type, Money):
                 out.append(_decimal)
             elif is_json:
-                out.append(_each(_jsonb_binary))
+                out.append(_json_column(_jsonb_binary, _prefixed_jsonb))
             else:
                 out.append(None)
         elif is_json:
-            out.append(_each(_json_or_none))
+            out.append(_json_column(_json_or_none, _json_text))
         else:
             convert = col_type._cached_bind_processor(dialect)
             out.append(None if convert is None else _each(convert))
@@ -224,17 +226,44 @@ def _convert(
 
 def _holds_nul(column: tuple[Any, ...]) -> bool:
     """A NUL in plain text, or escaped in JSON text (a literal backslash-u0000 also matches: it only costs
-    a second conversion). Two joins and two substring searches per column: a page is checked at C speed."""
-    text = "".join(filter(_is_str, column))
-    return "\x00" in text or "\\u0000" in text or b"\\u0000" in b"".join(filter(_is_bytes, column))
-
-
-_is_str = str.__instancecheck__
-_is_bytes = bytes.__instancecheck__
+    a second conversion). One join and substring search per column: a page is checked at C speed."""
+    first = next(filter(None, column), None)
+    if isinstance(first, str):
+        try:
+            text = "".join(filter(None, column))
+        except TypeError:  # not text throughout
+            text = "".join(filter(_is_str, column))
+        return "\x00" in text or "\\u0000" in text
+    if isinstance(first, bytes):
+        return b"\\u0000" in b"".join(filter(_is_bytes, column))
+    return False
 
 
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
-    return lambda column: tuple(map(convert, column))
+    def each(column: tuple[Any, ...]) -> tuple[Any, ...]:
+        first = column[0] if column else None
+        if column.count(first) == len(column):  # e.g. synced_at: one conversion for the whole page
+            return (convert(first),) * len(column)
+        return tuple(map(convert, column))
+
+    return each
+
+
+def _json_column(each: Callable[[Any], Any], whole: ColumnConversion) -> ColumnConversion:
+    """``whole`` when the column has no None (orjson called straight from ``map``, no Python frame per
+    value); ``each`` keeps None as SQL NULL."""
+    return lambda column: tuple(map(each, column)) if None in column else whole(column)
+
+
+def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(map(bytes.decode, map(_dumps, column)))
+
+
+def _prefixed_jsonb(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(map(b"\x01".__add__, map(_dumps, column)))
+
+
+_dumps = functools.partial(orjson.dumps, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def strip_nul(value: Any) -> Any:
@@ -254,6 +283,10 @@ def _dedupe(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> Sequence[dic
     if len(set(identities)) == len(rows):
         return rows
     return list(dict(zip(identities, rows, strict=True)).values())
+
+
+_is_str = str.__instancecheck__
+_is_bytes = bytes.__instancecheck__
 
 
 @contextmanager
