@@ -26,6 +26,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -49,10 +50,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from segsync.store.engine import json_default as _json_default
-from segsync.store.engine import json_dumps, json_dumps_bytes
 from segsync.store.types import NAIVE_DATETIME, Money, UTCDateTime
 
 _NEVER_COMPARED = frozenset({"synced_at"})
@@ -113,24 +114,25 @@ def _qualified(table: Table) -> str:
 
 @functools.cache
 def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[ColumnConversion | None]:
-    """Per column: the conversion of a whole column to what the driver expects (None = pass through)."""
+    """Per column: the conversion of a whole column to what the driver expects (None = pass through).
+    Text and JSON conversions raise :class:`_NulInText` for a value holding U+0000."""
     out: list[ColumnConversion | None] = []
     for name in columns:
         col_type = table.c[name].type
         is_json = isinstance(col_type, JSON) or isinstance(getattr(col_type, "impl", None), JSON)
-        if dialect.name == "postgresql":
-            # Binary COPY dumps Decimal, datetime and JSON (with our serializer) itself, and NUMERIC(20,2)
-            # rounds half away from zero like Money does; only what COPY cannot check is checked here.
+        if is_json:
+            out.append(_jsonb_binary if dialect.name == "postgresql" else _json_text)
+        elif isinstance(col_type, String):
+            out.append(_nul_free_text)
+        elif dialect.name == "postgresql":
+            # Binary COPY dumps Decimal and datetime itself, and NUMERIC(20,2) rounds half away from zero
+            # like Money does; only what COPY cannot check is checked here.
             if isinstance(col_type, UTCDateTime):
                 out.append(_refuse_naive)
             elif isinstance(col_type, Money):
                 out.append(_decimal)
-            elif is_json:
-                out.append(_json_column(_jsonb_binary, _prefixed_jsonb))
             else:
                 out.append(None)
-        elif is_json:
-            out.append(_json_column(_json_or_none, _json_text))
         else:
             convert = col_type._cached_bind_processor(dialect)
             out.append(None if convert is None else _each(convert))
@@ -163,11 +165,6 @@ def _pg_copy_types(table: Table, columns: tuple[str, ...], dialect) -> list[str]
             pg_name = "timestamp"
         names.append(pg_name)
     return names
-
-
-def _jsonb_binary(value: Any) -> bytes | None:
-    """jsonb's binary wire form (version 1, then the text), made here so COPY sends it as it is."""
-    return None if value is None else b"\x01" + json_dumps_bytes(value)
 
 
 def _pre_encoded_jsonb(cursor: Any) -> None:
@@ -207,36 +204,60 @@ _tzinfo = operator.attrgetter("tzinfo")
 _DECIMAL_OR_NONE = frozenset({Decimal, type(None)})
 
 
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json_dumps(value)
+class _NulInText(Exception):
+    """A text value holds U+0000, which PostgreSQL refuses in text and jsonb."""
 
 
-def _convert(
-    rows: Sequence[dict[str, Any]], columns: tuple[str, ...], procs: list
-) -> tuple[list[tuple[Any, ...]], bool]:
-    """Column-wise conversion (C-level zip/map instead of a Python loop per value), and whether a text
-    value holds a NUL character."""
+def _convert(rows: Sequence[dict[str, Any]], columns: tuple[str, ...], procs: list) -> list[tuple[Any, ...]]:
+    """Column-wise conversion: C-level zip/map instead of a Python loop per value."""
     getter = operator.itemgetter(*columns)
     cols = list(zip(*map(getter, rows), strict=True)) if len(columns) > 1 else [tuple(map(getter, rows))]
     for i, proc in enumerate(procs):
         if proc is not None:
             cols[i] = proc(cols[i])
-    return list(zip(*cols, strict=True)), any(map(_holds_nul, cols))
+    return list(zip(*cols, strict=True))
 
 
-def _holds_nul(column: tuple[Any, ...]) -> bool:
-    """A NUL in plain text, or escaped in JSON text (a literal backslash-u0000 also matches: it only costs
-    a second conversion). One join and substring search per column: a page is checked at C speed."""
-    first = next(filter(None, column), None)
-    if isinstance(first, str):
-        try:
-            text = "".join(filter(None, column))
-        except TypeError:  # not text throughout
-            text = "".join(filter(_is_str, column))
-        return "\x00" in text or "\\u0000" in text
-    if isinstance(first, bytes):
-        return b"\\u0000" in b"".join(filter(_is_bytes, column))
-    return False
+def _nul_free_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One join and one search per column: a page is checked at C speed."""
+    try:
+        text = "".join(filter(None, column))
+    except TypeError:  # not text throughout (SQLite keeps what it is given)
+        text = "".join(filter(_is_str, column))
+    if "\x00" in text:
+        raise _NulInText
+    return column
+
+
+def _json_encoded(column: tuple[Any, ...]) -> list[bytes]:
+    """orjson straight from ``map``, no Python frame per value. A NUL is escaped in JSON text (a literal
+    backslash-u0000 also matches, which only costs a second conversion)."""
+    encoded = list(map(_dumps, column))
+    if any(map(operator.contains, encoded, itertools.repeat(b"\\u0000"))):
+        raise _NulInText
+    return encoded
+
+
+def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    texts = tuple(map(bytes.decode, _json_encoded(column)))
+    return (
+        tuple(None if value is None else text for value, text in zip(column, texts, strict=True))
+        if (None in column)
+        else texts
+    )
+
+
+def _jsonb_binary(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    """jsonb's binary wire form (version 1, then the text), made here so COPY sends it as it is."""
+    data = tuple(map(b"\x01".__add__, _json_encoded(column)))
+    return (
+        tuple(None if value is None else item for value, item in zip(column, data, strict=True))
+        if (None in column)
+        else data
+    )
+
+
+_dumps = functools.partial(orjson.dumps, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
@@ -247,23 +268,6 @@ def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
         return tuple(map(convert, column))
 
     return each
-
-
-def _json_column(each: Callable[[Any], Any], whole: ColumnConversion) -> ColumnConversion:
-    """``whole`` when the column has no None (orjson called straight from ``map``, no Python frame per
-    value); ``each`` keeps None as SQL NULL."""
-    return lambda column: tuple(map(each, column)) if None in column else whole(column)
-
-
-def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(map(bytes.decode, map(_dumps, column)))
-
-
-def _prefixed_jsonb(column: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(map(b"\x01".__add__, map(_dumps, column)))
-
-
-_dumps = functools.partial(orjson.dumps, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def strip_nul(value: Any) -> Any:
@@ -286,7 +290,6 @@ def _dedupe(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> Sequence[dic
 
 
 _is_str = str.__instancecheck__
-_is_bytes = bytes.__instancecheck__
 
 
 @contextmanager
@@ -303,6 +306,63 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class PreparedUpsert:
+    """An upsert made ready for one dialect: rows deduplicated and converted to what its driver takes.
+
+    Making it is pure CPU and running it is database work. A pull makes the next page's upserts on its
+    event loop while its writer thread runs this page's, so the two overlap instead of queueing for the GIL.
+    """
+
+    dialect: str
+    table: Table
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    only_if_changed: bool
+    values: list[tuple[Any, ...]]
+
+
+def prepare_upsert(
+    dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], keys: Iterable[str], *, only_if_changed: bool = True
+) -> PreparedUpsert | None:
+    """The conversion half of :func:`upsert` (None for no rows)."""
+    if not rows:
+        return None
+    keys = tuple(keys)
+    columns = tuple(rows[0].keys())
+    rows = _dedupe(rows, keys)
+    procs = _processors(table, columns, dialect)
+    with _collector_paused():
+        try:
+            values = _convert(rows, columns, procs)
+        except _NulInText:  # it carries no meaning: dropped, on SQLite too, so both stores hold the same
+            values = _convert([strip_nul(row) for row in rows], columns, procs)
+    return PreparedUpsert(dialect.name, table, columns, keys, only_if_changed, values)
+
+
+def run_upsert(conn: Connection, prepared: PreparedUpsert | None) -> int:
+    """The database half of :func:`upsert`: how many rows were written."""
+    if prepared is None:
+        return 0
+    dialect = conn.dialect
+    if dialect.name != prepared.dialect:
+        raise ValueError(f"upsert prepared for {prepared.dialect}, run on {dialect.name}")
+    table, columns, keys, only_if_changed = prepared.table, prepared.columns, prepared.keys, prepared.only_if_changed
+    with _collector_paused():
+        if dialect.name != "postgresql":
+            return _sqlite_upsert(conn, table, columns, keys, only_if_changed, prepared.values)
+        prepare, copy_sql, insert_sql = _pg_statement(table, columns, keys, only_if_changed, dialect)
+        with conn.connection.driver_connection.cursor() as cur:
+            _pre_encoded_jsonb(cur)
+            cur.execute(prepare)
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(_pg_copy_types(table, columns, dialect))
+                for value in prepared.values:
+                    copy.write_row(value)
+            cur.execute(insert_sql)
+            return max(cur.rowcount, 0)
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -316,30 +376,7 @@ def upsert(
     Rows identical to what is stored are not written (and not counted) when ``only_if_changed``. Every row
     must have the same columns (those of the first row).
     """
-    if not rows:
-        return 0
-    keys = tuple(keys)
-    columns = tuple(rows[0].keys())
-    dialect = conn.dialect
-    rows = _dedupe(rows, keys)
-    procs = _processors(table, columns, dialect)
-    with _collector_paused():
-        values, nul = _convert(rows, columns, procs)
-        if nul:  # PostgreSQL refuses U+0000 in text and jsonb; it carries no meaning, so both stores drop it
-            values, _ = _convert([strip_nul(row) for row in rows], columns, procs)
-        if dialect.name == "postgresql":
-            prepare, copy_sql, insert_sql = _pg_statement(table, columns, keys, only_if_changed, dialect)
-            with conn.connection.driver_connection.cursor() as cur:
-                _pre_encoded_jsonb(cur)
-                cur.execute(prepare)
-                with cur.copy(copy_sql) as copy:
-                    copy.set_types(_pg_copy_types(table, columns, dialect))
-                    for value in values:
-                        copy.write_row(value)
-                cur.execute(insert_sql)
-                return max(cur.rowcount, 0)
-        else:
-            return _sqlite_upsert(conn, table, columns, keys, only_if_changed, values)
+    return run_upsert(conn, prepare_upsert(conn.dialect, table, rows, keys, only_if_changed=only_if_changed))
 
 
 def _sqlite_upsert(

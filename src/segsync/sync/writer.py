@@ -7,6 +7,7 @@ holds exactly the pages whose cursor it holds, and the next run resumes from the
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, Engine, and_, update
 
 from segsync.app import now_utc
 from segsync.contract import Currency, Page
-from segsync.store import mark_deleted, upsert
+from segsync.store import PreparedUpsert, mark_deleted, prepare_upsert, run_upsert, upsert
 from segsync.store import tables as t
 from segsync.sync.rows import ENTITY_TABLES, TARGETS, storable
 
@@ -105,21 +106,31 @@ class PageWriter:
             .values(base_currency=base, updated_at=now)
         )
 
-    def write(self, page: Page) -> dict[str, int]:
-        """Apply ``page``; return counts: upserted (rows received), changed (rows that differed from the store),
-        quarantined, deleted, restored."""
+    def prepare(self, page: Page) -> PreparedPage:
+        """The CPU half of :meth:`write`: rows converted for the store, no database access. A pull runs it
+        on its event loop for page N+1 while :meth:`apply` writes page N in a worker thread."""
         now = now_utc()
-        counts = {"upserted": 0, "changed": 0, "quarantined": len(page.rejected), "deleted": 0, "restored": 0}
         by_type: dict[type, list[Any]] = defaultdict(list)
         for record in page.records:
             by_type[type(record)].append(record)
+        dialect = self.engine.dialect
+        upserts = []
+        for rtype, records in by_type.items():
+            target = TARGETS[rtype]
+            rows = [target.to_row(r, self.source_id, now) for r in records]
+            upserts.append(prepare_upsert(dialect, target.table, rows, target.keys))
+        return PreparedPage(page, now, upserts, by_type.get(Currency, []))
+
+    def apply(self, prepared: PreparedPage) -> dict[str, int]:
+        """Write a prepared page in one transaction; return counts: upserted (rows received), changed (rows
+        that differed from the store), quarantined, deleted, restored."""
+        page, now = prepared.page, prepared.now
+        counts = {"upserted": len(page.records), "changed": 0, "quarantined": len(page.rejected), "deleted": 0,
+                  "restored": 0}  # fmt: skip
         with self.engine.begin() as conn:
-            for rtype, records in by_type.items():
-                target = TARGETS[rtype]
-                rows = [target.to_row(r, self.source_id, now) for r in records]
-                counts["upserted"] += len(rows)
-                counts["changed"] += upsert(conn, target.table, rows, target.keys)
-            self._learn_base_currency(conn, by_type.get(Currency, []), now)
+            for prepared_upsert in prepared.upserts:
+                counts["changed"] += run_upsert(conn, prepared_upsert)
+            self._learn_base_currency(conn, prepared.currencies, now)
             _quarantine(conn, self.source_id, page, self.run_id, now)
             if page.rejected:
                 self._quarantined_entities(conn).add(page.entity)
@@ -133,6 +144,18 @@ class PageWriter:
             if page.cursor is not None:
                 save_cursor(conn, self.source_id, self.cursor_stream or page.entity, page.cursor, now)
         return counts
+
+    def write(self, page: Page) -> dict[str, int]:
+        """Apply ``page`` (see :meth:`apply` for the counts)."""
+        return self.apply(self.prepare(page))
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    page: Page
+    now: datetime
+    upserts: list[PreparedUpsert | None]
+    currencies: list[Currency]
 
 
 def restore(conn: Connection, table: Any, source_id: int, match: dict[str, Any], ids: list[str]) -> int:
