@@ -21,6 +21,7 @@ _SEMANTIC: dict[str, StageSemantic] = {"S": "won", "F": "lost", "P": "open"}
 _EXTRA_SEMANTIC: dict[str, StageSemantic] = {"success": "won", "failure": "lost", "process": "open"}
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 _UTM = ("UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM")
+_UTM_ATTRS = tuple((name, name.lower()) for name in _UTM)
 
 CONTACT_SELECT = (
     "ID",
@@ -184,13 +185,14 @@ def _wire_datetime(value: Any) -> datetime | None:
     return None
 
 
-def multifield(values: Any, normalize: Any) -> list[str]:
-    """``PHONE``/``EMAIL`` multi-fields (``[{ID, VALUE_TYPE, VALUE, TYPE_ID}]``) → distinct normalized values."""
+def multifield(values: Any, normalize: Any, *args: Any) -> list[str]:
+    """``PHONE``/``EMAIL`` multi-fields (``[{ID, VALUE_TYPE, VALUE, TYPE_ID}]``) → distinct normalized values
+    (``normalize(value, *args)``)."""
     if not isinstance(values, list):
         return []
     out: list[str] = []
     for item in values:
-        value = normalize(item.get("VALUE") if isinstance(item, Mapping) else item)
+        value = normalize(item.get("VALUE") if type(item) is dict or isinstance(item, Mapping) else item, *args)
         if value and value not in out:
             out.append(value)
     return out
@@ -298,9 +300,12 @@ def _customer(
         updated = parse_datetime(row.get("DATE_MODIFY"), ctx.portal_tz)
     except Unmappable as exc:
         return Rejected(entity, remote_id, str(exc), dict(row))
-    attrs.update({k.lower(): row[k] for k in _UTM if _text(row.get(k))})
+    for field_name, attr in _UTM_ATTRS:
+        if _text(row.get(field_name)):
+            attrs[attr] = row[field_name]
     attrs["city"] = _text(row.get("ADDRESS_CITY"))
-    attrs.update(_custom(row, ctx.fields))
+    if ctx.fields:
+        attrs.update(_custom(row, ctx.fields))
     return Customer(
         kind=kind,
         remote_id=remote_id,
@@ -309,10 +314,10 @@ def _customer(
         company_id=_id(row.get("COMPANY_ID")) if kind == "contact" else None,
         created_at=created,
         updated_at=updated,
-        phones=multifield(row.get("PHONE"), lambda v: normalize_phone(v, ctx.phone_region)),
+        phones=multifield(row.get("PHONE"), normalize_phone, ctx.phone_region),
         emails=multifield(row.get("EMAIL"), normalize_email),
-        attrs={k: v for k, v in attrs.items() if v not in (None, "")},
-        raw=row if isinstance(row, dict) else dict(row),
+        attrs={k: v for k, v in attrs.items() if v is not None and v != ""},
+        raw=row if type(row) is dict else dict(row),
     )
 
 

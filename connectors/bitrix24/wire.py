@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus as _quote_plus
 
 import orjson
 
@@ -30,6 +31,10 @@ def encode_query(params: Mapping[str, Any]) -> str:
     ``$result[...]`` references are encoded like any value; the server substitutes them after decoding.
     """
     return "&".join(_pairs(params, None))
+
+
+#: A chain's 50 commands repeat the same keys and selected fields: 1,300 quotings a request, few distinct.
+quote_plus = lru_cache(maxsize=8192)(_quote_plus)
 
 
 def _scalar(value: Any) -> str:

@@ -232,7 +232,10 @@ def _nul_free_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
 def _json_encoded(column: tuple[Any, ...]) -> list[bytes]:
     """orjson straight from ``map``, no Python frame per value. A NUL is escaped in JSON text (a literal
     backslash-u0000 also matches, which only costs a second conversion)."""
-    encoded = list(map(_dumps, column))
+    try:
+        encoded = list(map(_dumps_str_keys, column))
+    except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
+        encoded = list(map(_dumps, column))
     if any(map(operator.contains, encoded, itertools.repeat(b"\\u0000"))):
         raise _NulInText
     return encoded
@@ -258,6 +261,7 @@ def _jsonb_binary(column: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _dumps = functools.partial(orjson.dumps, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+_dumps_str_keys = functools.partial(orjson.dumps, default=_json_default)
 
 
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
