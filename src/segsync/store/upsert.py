@@ -251,15 +251,25 @@ _first_26 = operator.itemgetter(slice(0, 26))  # without "+00:00"
 
 
 def _json_encoded(column: tuple[Any, ...]) -> list[bytes]:
-    """orjson straight from ``map``, no Python frame per value. A NUL is escaped in JSON text (a literal
-    backslash-u0000 also matches, which only costs a second conversion)."""
+    """orjson straight from ``map``, no Python frame per value. A NUL is escaped in JSON text; only when
+    that escape shows up (a literal backslash-u0000 shows up too) are the values themselves searched."""
     try:
         encoded = list(map(_dumps_str_keys, column))
     except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
         encoded = list(map(_dumps, column))
-    if any(map(operator.contains, encoded, itertools.repeat(b"\\u0000"))):
+    if any(map(operator.contains, encoded, itertools.repeat(b"\\u0000"))) and any(map(_holds_nul, column)):
         raise _NulInText
     return encoded
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(map(_holds_nul, value)) or any(map(_holds_nul, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(_holds_nul, value))
+    return False
 
 
 def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:

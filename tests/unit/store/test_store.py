@@ -124,3 +124,77 @@ def test_sqlite_file_is_private_and_in_wal_mode(tmp_path):
     finally:
         engine.dispose()
         make_engine.cache_clear()
+
+
+def test_pages_wider_than_one_statement_are_written_whole(engine):
+    """SQLite takes a page in multi-row statements bounded by its variable limit; a low limit (older
+    libraries allow 999 variables) only means more statements, and a limit below two rows' worth means
+    one row per step. PostgreSQL copies the page whatever its size."""
+    sid = ensure_sources(engine, [SourceBase(name="s", kind="x")])["s"]
+    rows = _deal_rows(sid, 4_321)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.connection.driver_connection.setlimit(9, 999)  # SQLITE_LIMIT_VARIABLE_NUMBER
+        assert upsert(conn, t.deals, rows, ["source_id", "remote_id"]) == len(rows)
+    changed = [dict(r, status="lost") if int(r["remote_id"]) % 7 == 0 else r for r in rows]
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.connection.driver_connection.setlimit(9, 15)  # one row of deals, not two
+        assert upsert(conn, t.deals, changed, ["source_id", "remote_id"]) == len(
+            [r for r in rows if int(r["remote_id"]) % 7 == 0]
+        )
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.connection.driver_connection.setlimit(9, 32_766)
+        stored = dict(conn.execute(select(t.deals.c.remote_id, t.deals.c.status)).all())
+    assert stored == {r["remote_id"]: r["status"] for r in changed}
+
+
+def test_text_that_only_looks_like_an_escaped_nul_is_kept(engine):
+    """The page-wide NUL check also matches a literal backslash-u0000; such text must come back as it was."""
+    sid = ensure_sources(engine, [SourceBase(name="s", kind="x")])["s"]
+    looks = "C:\\u0000dir"
+    row = dict(_deal_rows(sid, 1)[0], title=looks, raw={"TITLE": looks, looks: 1})
+    with engine.begin() as conn:
+        upsert(conn, t.deals, [row], ["source_id", "remote_id"])
+    with engine.connect() as conn:
+        assert tuple(conn.execute(select(t.deals.c.title, t.deals.c.raw))) == ((looks, {"TITLE": looks, looks: 1}),)
+
+
+def test_a_page_of_times_in_any_zone_is_stored_as_utc(engine):
+    """Columns of UTC times take a whole-column path; other zones, None and repeated values the per-value one."""
+    sid = ensure_sources(engine, [SourceBase(name="s", kind="x")])["s"]
+    moscow = timezone(timedelta(hours=3))
+    rows = [dict(r, created_at=NOW) for r in _deal_rows(sid, 4)]  # created_at: one value for the whole page
+    rows[1]["closed_at"] = datetime(2026, 5, 14, 10, 0, 0, 250, tzinfo=moscow)
+    rows[2]["closed_at"] = None
+    with engine.begin() as conn:
+        upsert(conn, t.deals, rows, ["source_id", "remote_id"])
+    expected = {r["remote_id"]: (r["created_at"], r["closed_at"]) for r in rows}
+    with engine.connect() as conn:
+        stored = {
+            i: (c, d)
+            for i, c, d in conn.execute(select(t.deals.c.remote_id, t.deals.c.created_at, t.deals.c.closed_at))
+        }
+    assert stored == expected
+    times = [dict(r, closed_at=NOW - timedelta(microseconds=i)) for i, r in enumerate(rows)]  # all UTC
+    with engine.begin() as conn:
+        upsert(conn, t.deals, times, ["source_id", "remote_id"])
+    with engine.connect() as conn:
+        assert dict(conn.execute(select(t.deals.c.remote_id, t.deals.c.closed_at)).all()) == {
+            r["remote_id"]: r["closed_at"] for r in times
+        }
+    assert stored["1"][1].tzinfo is not None and stored["1"][1].utcoffset() == timedelta(0)
+
+
+def test_a_prepared_upsert_runs_only_on_its_own_dialect(engine):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from segsync.store import prepare_upsert, run_upsert
+
+    sid = ensure_sources(engine, [SourceBase(name="s", kind="x")])["s"]
+    other = postgresql.dialect() if engine.dialect.name == "sqlite" else sqlite.dialect()
+    prepared = prepare_upsert(other, t.deals, _deal_rows(sid, 2), ["source_id", "remote_id"])
+    with engine.begin() as conn, pytest.raises(ValueError, match="prepared for"):
+        run_upsert(conn, prepared)
+    assert prepare_upsert(engine.dialect, t.deals, [], ["source_id", "remote_id"]) is None
