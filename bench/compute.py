@@ -39,6 +39,7 @@ import polars as pl
 import psutil
 
 from segsync.config.segments import SegmentsConfig
+from segsync.runtime import tune_process
 from segsync.sandbox.data import generate_world
 from segsync.sandbox.store_loader import _world_frames, load_world
 from segsync.sandbox.world import World
@@ -257,6 +258,7 @@ def engine_part(cache: Path, skip_lifetimes: bool) -> None:
 
 
 def main() -> None:
+    tune_process()  # as every segsync process runs (cli.main)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=None, help="default: the 'huge' preset (1M / 10M deals)")
     parser.add_argument("--seed", type=int, default=1)

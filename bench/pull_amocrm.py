@@ -122,10 +122,10 @@ def main() -> None:
     parser.add_argument("--companies", type=int, default=15_000)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    from segsync.cli import tune_gc
     from segsync.logs import configure_logging
+    from segsync.runtime import tune_process
 
-    tune_gc()  # as every segsync process runs (cli.main)
+    tune_process()  # as every segsync process runs (cli.main)
     configure_logging("warning")  # every request is logged at debug; the figures are what this prints
     ctx = mp.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Queue()

@@ -37,9 +37,9 @@ from connectors.bitrix24.connector import Bitrix24Connector
 from connectors.bitrix24.mapping import COMPANY_SELECT, CONTACT_SELECT
 from connectors.bitrix24.options import Bitrix24Source
 from segsync.app import ensure_sources
-from segsync.cli import tune_gc
 from segsync.contract import ConnectorContext
 from segsync.logs import configure_logging
+from segsync.runtime import tune_process
 from segsync.sandbox.testing import SandboxHandle, start_subprocess
 from segsync.store import make_engine, upgrade
 from segsync.sync import pull_source
@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--skip-fast", action="store_true", help="do not run fast_bitrix24")
     args = ap.parse_args()
     configure_logging("warning")
-    tune_gc()  # as every segsync process runs (cli.main); fast_bitrix24 shares this process and the setting
+    tune_process()  # as every segsync process runs (cli.main); fast_bitrix24 shares this process and the setting
     logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)  # it logs every request at DEBUG
     t0 = time.perf_counter()
     sb = start_subprocess(size=args.size, accounts=0, timeout=1800)

@@ -46,6 +46,7 @@ from segsync.config.models import Rules
 from segsync.connect import open_connector
 from segsync.contract import CustomerRef, LabelChange, RemoteTask, TaskRequest, WriteResult
 from segsync.logs import configure_logging
+from segsync.runtime import tune_process
 from segsync.sandbox.data import default_now
 from segsync.sandbox.testing import SandboxHandle, start_subprocess
 from segsync.segments.names import display
@@ -270,6 +271,7 @@ def run_crm(crm: str, customers: int, tasks: int, size: str | None) -> dict[str,
 
 
 def main() -> None:
+    tune_process()  # as every segsync process runs (cli.main)
     ap = argparse.ArgumentParser()
     ap.add_argument("--crm", choices=["both", "bitrix24", "amocrm"], default="both")
     ap.add_argument("--customers", type=int, default=50_000)

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from segsync.app import ensure_sources
 from segsync.config.sources import SourceBase
+from segsync.runtime import tune_process
 from segsync.store import make_engine, upgrade, upsert
 from segsync.store import tables as t
 from segsync.store.engine import normalize_url
@@ -83,6 +84,7 @@ def bench(url: str, total: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    tune_process()  # as every segsync process runs (cli.main)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from segsync import __version__
 from segsync.logs import configure_logging
+from segsync.runtime import tune_process
 from segsync.settings import load_settings
 
 app = typer.Typer(
@@ -53,15 +53,8 @@ for _module in _AREAS:
     importlib.import_module(_module).register(app)
 
 
-def tune_gc() -> None:
-    """segsync holds pages of tens of thousands of small objects (rows, mapped records) that never form cycles;
-    at the default threshold (700) the collector re-walked them so often that it cost 10-25 % of a pull's CPU.
-    Every segsync process runs with this (benchmarks that call the library directly set it too)."""
-    gc.set_threshold(50_000, 20, 100)
-
-
 def main() -> None:
-    tune_gc()
+    tune_process()
     app()
 
 

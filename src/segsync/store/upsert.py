@@ -27,7 +27,6 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -136,10 +135,7 @@ def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[ColumnC
                 out.append(None)
         else:
             convert = col_type._cached_bind_processor(dialect)
-            if convert is not None and isinstance(col_type, UTCDateTime):
-                out.append(_utc_text(convert))
-            else:
-                out.append(None if convert is None else _each(convert))
+            out.append(None if convert is None else _each(convert))
     return out
 
 
@@ -233,31 +229,11 @@ def _nul_free_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
     return column
 
 
-def _utc_text(convert: Callable[[Any], Any]) -> ColumnConversion:
-    """SQLite's UTC text for a column of aware UTC datetimes at C speed (``convert`` per value otherwise:
-    None, other zones, naive values)."""
-    each = _each(convert)
-
-    def column_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
-        if None in column or set(map(_tzinfo, column)) != {UTC} or column.count(column[0]) == len(column):
-            return each(column)
-        return tuple(map(_first_26, map(_iso_space_micro, column)))
-
-    return column_text
-
-
-_iso_space_micro = operator.methodcaller("isoformat", " ", "microseconds")
-_first_26 = operator.itemgetter(slice(0, 26))  # without "+00:00"
-
-
 def _json_encoded(column: tuple[Any, ...]) -> list[bytes]:
-    """orjson straight from ``map``, no Python frame per value. A NUL is escaped in JSON text; only when
-    that escape shows up (a literal backslash-u0000 shows up too) are the values themselves searched."""
-    try:
-        encoded = list(map(_dumps_str_keys, column))
-    except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
-        encoded = list(map(_dumps, column))
-    if any(map(operator.contains, encoded, itertools.repeat(b"\\u0000"))) and any(map(_holds_nul, column)):
+    """A NUL is escaped in JSON text; only when that escape shows up (a literal backslash-u0000 shows up
+    too) are the values themselves searched."""
+    encoded = list(map(_dumps, column))
+    if b"\\u0000" in b"".join(encoded) and any(map(_holds_nul, column)):
         raise _NulInText
     return encoded
 
@@ -291,8 +267,12 @@ def _jsonb_binary(column: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
-_dumps = functools.partial(orjson.dumps, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
-_dumps_str_keys = functools.partial(orjson.dumps, default=_json_default)
+def _dumps(value: Any) -> bytes:
+    # A function, not functools.partial: orjson called through a partial with keywords cost 2 µs a value.
+    try:
+        return orjson.dumps(value, default=_json_default)
+    except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
