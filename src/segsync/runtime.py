@@ -14,7 +14,7 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 TRIM_THRESHOLD = 128 * 1024 * 1024
-MMAP_THRESHOLD = 32 * 1024 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
 
 
 def tune_process() -> None:
@@ -37,7 +37,8 @@ def tune_malloc() -> bool:
     crossing cost an ``sbrk`` pair. Measured: ``orjson.dumps`` of a one-element list took 2 µs instead of
     0.05 µs, with a ``brk`` call per free. glibc raises the thresholds by itself only after the first large
     block is freed, so a process was fast or slow depending on its history. Fixed thresholds end that: up to
-    128 MB of free heap is kept for reuse, and blocks of 32 MB or more still come from (and return to) ``mmap``.
+    128 MB of free heap is kept for reuse, and blocks of 4 MB or more still come from (and return to) ``mmap``
+    (at 32 MB, glibc's own ceiling, a pull was 3 % faster again but compute's peak grew by 0.2 GiB).
     Returns whether the settings applied (not on other C libraries or systems)."""
     if not sys.platform.startswith("linux"):
         return False
