@@ -249,26 +249,22 @@ def _holds_nul(value: Any) -> bool:
 
 
 def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
-    texts = tuple(map(bytes.decode, _json_encoded(column)))
-    return (
-        tuple(None if value is None else text for value, text in zip(column, texts, strict=True))
-        if (None in column)
-        else texts
-    )
+    return _keep_null(column, tuple(map(bytes.decode, _json_encoded(column))))
 
 
 def _jsonb_binary(column: tuple[Any, ...]) -> tuple[Any, ...]:
     """jsonb's binary wire form (version 1, then the text), made here so COPY sends it as it is."""
-    data = tuple(map(b"\x01".__add__, _json_encoded(column)))
-    return (
-        tuple(None if value is None else item for value, item in zip(column, data, strict=True))
-        if (None in column)
-        else data
-    )
+    return _keep_null(column, tuple(map(b"\x01".__add__, _json_encoded(column))))
+
+
+def _keep_null(column: tuple[Any, ...], converted: tuple[Any, ...]) -> tuple[Any, ...]:
+    """SQL NULL where the value was None (orjson made it ``null``)."""
+    if None not in column:
+        return converted
+    return tuple(None if value is None else item for value, item in zip(column, converted, strict=True))
 
 
 def _dumps(value: Any) -> bytes:
-    # A function, not functools.partial: orjson called through a partial with keywords cost 2 µs a value.
     try:
         return orjson.dumps(value, default=_json_default)
     except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
