@@ -140,10 +140,10 @@ async def test_deletions_restores_and_merges_from_events(engine, fake, store, so
     async with connector(store, touches=False) as amo:
         result = await pull_source(engine, source_id, amo, entities=[])
     assert result.counts["events"]["deleted"] == 3
-    deleted = {
-        (r.kind, r.remote_id)
-        for r in engine.connect().execute(select(t.customers).where(t.customers.c.deleted_at.is_not(None)))
-    }
+    with engine.connect() as c:  # closed here: a connection left to the collector holds its transaction open
+        deleted = {
+            (r.kind, r.remote_id) for r in c.execute(select(t.customers).where(t.customers.c.deleted_at.is_not(None)))
+        }
     assert deleted == {("contact", "1"), ("contact", "4")}
     assert _count(engine, t.deals, t.deals.c.deleted_at.is_not(None)) == 1
     ev = next(r for r in fake.requests if r.url.path == "/api/v4/events").url.params

@@ -198,3 +198,57 @@ def test_a_prepared_upsert_runs_only_on_its_own_dialect(engine):
     with engine.begin() as conn, pytest.raises(ValueError, match="prepared for"):
         run_upsert(conn, prepared)
     assert prepare_upsert(engine.dialect, t.deals, [], ["source_id", "remote_id"]) is None
+
+
+def test_sqlite_keeps_json_as_text(tmp_path):
+    """JSON goes to SQLite as UTF-8 bytes cast to TEXT in the statement: stored as text, never as a blob."""
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'json.db'}")
+    upgrade(engine)
+    sid = ensure_sources(engine, [SourceBase(name="s", kind="x")])["s"]
+    rows = [dict(r, raw={"ID": r["remote_id"], "TITLE": "Сделка"}) for r in _deal_rows(sid, 3)]
+    with engine.begin() as conn:
+        upsert(conn, t.deals, rows, ["source_id", "remote_id"])
+        conn.connection.driver_connection.setlimit(9, 15)  # the row-by-row path too
+        upsert(conn, t.deals, [dict(rows[0], remote_id="x")], ["source_id", "remote_id"])
+    with engine.connect() as conn:
+        kinds = conn.execute(text("SELECT DISTINCT typeof(raw), typeof(contact_ids) FROM deals")).all()
+        assert kinds == [("text", "text")]
+        assert (
+            conn.execute(text("SELECT json_extract(raw, '$.TITLE') FROM deals WHERE remote_id = 'x'")).scalar_one()
+            == "Сделка"
+        )
+
+
+def test_overlapping_pauses_of_the_collector_end_with_it_on():
+    """A pull pauses the collector on its event loop (converting a page) and in its writer thread (writing
+    one); the collector must be on again after both, whatever the order."""
+    import gc
+    import threading
+
+    from segsync.store.upsert import _collector_paused
+
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with _collector_paused():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    inside.wait(5)
+    with _collector_paused():
+        release.set()
+        thread.join(5)
+        assert not gc.isenabled()  # the writer's pause ended, this one has not
+    assert gc.isenabled()
+    gc.disable()  # off before the first pause: stays off after it
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
