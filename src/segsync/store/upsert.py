@@ -43,10 +43,8 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
-    Text,
     and_,
     bindparam,
-    cast,
     column,
     or_,
     select,
@@ -81,29 +79,20 @@ def _conflict_clause(stmt: Any, table: Table, columns: Sequence[str], keys: Sequ
 
 @functools.cache
 def _sqlite_statement(table: Table, columns: tuple[str, ...], keys: tuple[str, ...], only_if_changed: bool, dialect):
-    """JSON arrives as orjson's UTF-8 bytes and is cast to TEXT by SQLite: no decoding to ``str`` here and no
-    encoding back to UTF-8 when the driver binds it."""
-    values = {c: cast(bindparam(c), Text) if _is_json(table.c[c].type) else bindparam(c) for c in columns}
-    compiled = _conflict_clause(sqlite.insert(table).values(values), table, columns, keys, only_if_changed).compile(
-        dialect=dialect
-    )
+    stmt = sqlite.insert(table).values({c: bindparam(c) for c in columns})
+    compiled = _conflict_clause(stmt, table, columns, keys, only_if_changed).compile(dialect=dialect)
     order = list(compiled.positiontup or [])
     return str(compiled), [columns.index(name) for name in order]
 
 
 @functools.lru_cache(maxsize=256)
-def _sqlite_rows_statement(single: str, rows: int) -> str:
-    """``single`` (an upsert of one ``VALUES`` tuple) widened to ``rows`` tuples."""
-    start = single.index(" VALUES (") + len(" VALUES ")
-    end = single.index(") ON CONFLICT", start) + 1
-    one = single[start:end]
-    if one.replace("CAST(? AS TEXT)", "?").replace("?", "").strip("(), ") != "":
+def _sqlite_rows_statement(single: str, width: int, rows: int) -> str:
+    """``single`` (one ``VALUES`` tuple of ``width`` placeholders) widened to ``rows`` tuples."""
+    one = "(" + ", ".join("?" * width) + ")"
+    head, found, tail = single.partition(f" VALUES {one}")
+    if not found:
         raise AssertionError(f"unexpected single-row upsert: {single[:200]}")
-    return f"{single[:start]}{', '.join([one] * rows)}{single[end:]}"
-
-
-def _is_json(col_type: Any) -> bool:
-    return isinstance(col_type, JSON) or isinstance(getattr(col_type, "impl", None), JSON)
+    return f"{head} VALUES {', '.join([one] * rows)}{tail}"
 
 
 @functools.cache
@@ -131,8 +120,9 @@ def _processors(table: Table, columns: tuple[str, ...], dialect) -> list[ColumnC
     out: list[ColumnConversion | None] = []
     for name in columns:
         col_type = table.c[name].type
-        if _is_json(col_type):
-            out.append(_jsonb_binary if dialect.name == "postgresql" else _json_bytes)
+        is_json = isinstance(col_type, JSON) or isinstance(getattr(col_type, "impl", None), JSON)
+        if is_json:
+            out.append(_jsonb_binary if dialect.name == "postgresql" else _json_text)
         elif isinstance(col_type, String):
             out.append(_nul_free_text)
         elif dialect.name == "postgresql":
@@ -259,9 +249,8 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _json_bytes(column: tuple[Any, ...]) -> tuple[Any, ...]:
-    """JSON text as UTF-8 bytes (the SQLite statements cast it to TEXT)."""
-    return _keep_null(column, tuple(_json_encoded(column)))
+def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    return _keep_null(column, tuple(map(bytes.decode, _json_encoded(column))))
 
 
 def _jsonb_binary(column: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -435,7 +424,7 @@ def _sqlite_upsert(
     written = 0
     for start in range(0, len(values), per_statement):
         chunk = values[start : start + per_statement]
-        sql = _sqlite_rows_statement(single, len(chunk))
+        sql = _sqlite_rows_statement(single, len(columns), len(chunk))
         written += max(conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk))).rowcount, 0)
     return written
 
