@@ -153,26 +153,28 @@ def parse_money(value: Any) -> Decimal | None:
 def parse_datetime(value: Any, tz: tzinfo = UTC) -> datetime | None:
     """An ISO-8601 value to aware UTC. Naive values and bare dates are in the portal's time zone."""
     parsed = _wire_datetime(value)
-    if parsed is not None:
-        pass
-    elif value is None or value == "" or value is False:
-        return None
-    elif isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime.combine(value, time())
-    else:
-        text = str(value).strip()
-        try:
-            parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
-        except ValueError:
-            raise Unmappable(f"date {text[:40]!r} is not ISO 8601") from None
+    if parsed is None:
+        if value is None or value == "" or value is False:
+            return None
+        parsed = _any_datetime(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it: no such moment in UTC
         raise Unmappable(f"date {str(value)[:40]!r} is out of range") from None
+
+
+def _any_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    except ValueError:
+        raise Unmappable(f"date {text[:40]!r} is not ISO 8601") from None
 
 
 def _wire_datetime(value: Any) -> datetime | None:

@@ -19,13 +19,16 @@ from sqlalchemy.engine import make_url
 from segsync.errors import StoreError
 
 
-def json_default(value: Any) -> Any:
+def _default(value: Any) -> Any:
     return str(value)  # Decimal and anything exotic: exact text rather than a float
 
 
 def json_dumps_bytes(value: Any) -> bytes:
     """Compact, UTF-8, fast; Decimal as text so money never turns into a float."""
-    return orjson.dumps(value, default=json_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, default=_default)
+    except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def json_dumps(value: Any) -> str:

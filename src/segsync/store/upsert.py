@@ -24,6 +24,7 @@ import functools
 import gc
 import itertools
 import operator
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +32,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -54,11 +54,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from segsync.store.engine import json_default as _json_default
+from segsync.store.engine import json_dumps_bytes
 from segsync.store.types import NAIVE_DATETIME, Money, UTCDateTime
 
 _NEVER_COMPARED = frozenset({"synced_at"})
-_SQLITE_LIMIT_VARIABLE_NUMBER = 9  # sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER (the constant arrived in Python 3.11)
 _MAX_ROWS_PER_STATEMENT = 2_000  # more rows per statement no longer paid off
 ColumnConversion = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
@@ -233,20 +232,10 @@ def _nul_free_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
 def _json_encoded(column: tuple[Any, ...]) -> list[bytes]:
     """A NUL is escaped in JSON text; only when that escape shows up (a literal backslash-u0000 shows up
     too) are the values themselves searched."""
-    encoded = list(map(_dumps, column))
-    if b"\\u0000" in b"".join(encoded) and any(map(_holds_nul, column)):
+    encoded = list(map(json_dumps_bytes, column))
+    if b"\\u0000" in b"".join(encoded) and any(map(holds_nul, column)):
         raise _NulInText
     return encoded
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(map(_holds_nul, value)) or any(map(_holds_nul, value.values()))
-    if isinstance(value, list | tuple):
-        return any(map(_holds_nul, value))
-    return False
 
 
 def _json_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -265,13 +254,6 @@ def _keep_null(column: tuple[Any, ...], converted: tuple[Any, ...]) -> tuple[Any
     return tuple(None if value is None else item for value, item in zip(column, converted, strict=True))
 
 
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, default=_json_default)
-    except TypeError:  # a key that is not a string (orjson is faster when it need not expect one)
-        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
-
-
 def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
     def each(column: tuple[Any, ...]) -> tuple[Any, ...]:
         first = column[0] if column else None
@@ -280,6 +262,17 @@ def _each(convert: Callable[[Any], Any]) -> ColumnConversion:
         return tuple(map(convert, column))
 
     return each
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether ``value`` holds a NUL character, however deeply nested (strings, dict keys, lists)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(map(holds_nul, value)) or any(map(holds_nul, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(holds_nul, value))
+    return False
 
 
 def strip_nul(value: Any) -> Any:
@@ -417,7 +410,7 @@ def _sqlite_upsert(
     single, order = _sqlite_statement(table, columns, keys, only_if_changed, conn.dialect)
     if order != list(range(len(columns))):
         values = [tuple(v[i] for i in order) for v in values]
-    limit = conn.connection.driver_connection.getlimit(_SQLITE_LIMIT_VARIABLE_NUMBER)
+    limit = conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per_statement = min(_MAX_ROWS_PER_STATEMENT, limit // len(columns))
     if per_statement < 2:
         return max(conn.exec_driver_sql(single, values).rowcount, 0)

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Table
 
 from segsync.contract import Currency, Customer, Deal, Entity, Stage, Touch, User
 from segsync.store import tables as t
-from segsync.store.upsert import strip_nul
+from segsync.store.upsert import holds_nul, strip_nul
 
 
 def storable(row: dict[str, Any]) -> dict[str, Any]:
@@ -20,9 +19,7 @@ def storable(row: dict[str, Any]) -> dict[str, Any]:
     (which checks whole pages itself). A CRM may send U+0000 inside a string (valid JSON, a pasted name),
     but PostgreSQL refuses it in text and jsonb and would fail the whole page; it carries no meaning, so it
     is dropped — on SQLite too, so both stores hold the same."""
-    if b"\\u0000" in orjson.dumps(row, default=str):
-        return strip_nul(row)
-    return row
+    return strip_nul(row) if holds_nul(row) else row
 
 
 @dataclass(frozen=True)
